@@ -2,7 +2,7 @@
  *
  * Bytes are appended at the end and consumed from the front; the unread part
  * is data[off .. len). Consumed space is reclaimed lazily (compacted when the
- * buffer must grow), so consuming is O(1). Memory comes from alloc.h and a
+ * buffer must grow), so consuming is O(1). Memory comes from mem.h and a
  * failure follows its out-of-memory policy, so these functions do not fail.
  * Not thread-safe: one owner at a time.
  */

@@ -400,6 +400,8 @@ static int config_set(config_ctx *c, const config_option *o, const char *text,
 
 /* ---- layer 0: defaults ---------------------------------------------------- */
 
+/* config_defaults: zeroes every field, then parses each default. Returns 0,
+ * or -1 with the error set (a bad default is a bug in the table). */
 static int config_defaults(config_ctx *c)
 {
     /* Zero everything first, so config_free is safe whatever fails next. */
@@ -454,6 +456,8 @@ static char *config_file_value(char *p, const char **problem)
     return end == p ? NULL : p;
 }
 
+/* config_file_line: applies one line of the file, which it edits in place.
+ * Returns 0 (also for blank and comment lines), or -1 with the error set. */
 static int config_file_line(config_ctx *c, const char *path, int lineno, char *line)
 {
     char *p = config_skip_space(line);
@@ -554,6 +558,8 @@ static int config_file_layer(config_ctx *c, const config_cli *cli)
 
 /* ---- layer 2: the environment --------------------------------------------- */
 
+/* config_env_layer: applies every option set in the environment. Returns 0,
+ * or -1 with the error set. */
 static int config_env_layer(config_ctx *c)
 {
     if (c->env_prefix == NULL)
@@ -602,6 +608,8 @@ static int config_cli_allowed(config_ctx *c, const config_option *o, bool is_sho
                        flag, env[0] ? " or " : "", env);
 }
 
+/* config_cli_long: "--name", "--name=value", "--name value" (which moves *i
+ * past the value) and "--no-name". */
 static int config_cli_long(config_ctx *c, config_cli *cli, int argc, char **argv, int *i)
 {
     const char *name = argv[*i] + 2;
@@ -668,6 +676,8 @@ static int config_cli_short(config_ctx *c, config_cli *cli, int argc, char **arg
     return 0;
 }
 
+/* config_cli_parse: sorts argv into options (recorded, not yet applied) and
+ * positional arguments. */
 static int config_cli_parse(config_ctx *c, config_cli *cli, int argc, char **argv)
 {
     bool options_done = false;
@@ -692,6 +702,8 @@ static int config_cli_parse(config_ctx *c, config_cli *cli, int argc, char **arg
     return 0;
 }
 
+/* config_cli_layer: applies the recorded options, in the order given.
+ * Returns 0, or -1 with the error set. */
 static int config_cli_layer(config_ctx *c, const config_cli *cli)
 {
     c->current = LAYER_FLAG;
@@ -824,6 +836,8 @@ void config_usage(const config_option *table, FILE *out)
             "show this help");
 }
 
+/* config_put_quoted: writes 'name = "s"' escaped the way the file reader
+ * unescapes it. */
 static void config_put_quoted(FILE *out, const char *name, const char *s)
 {
     fprintf(out, "%s = \"", name);

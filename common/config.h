@@ -6,7 +6,8 @@
  * settings struct. config_load fills that struct in four layers, each
  * overriding the one before: the defaults in the table, the config file, the
  * environment, the command line. A list given in a layer replaces the lower
- * layer's list; repeated within one layer it grows. Every value is parsed and
+ * layer's list; repeated within one layer it grows (a count likewise starts
+ * from zero on the command line). Every value is parsed and
  * range-checked the same way whatever its source, and an error names where it
  * came from: "worker.conf:12: unknown setting 'thread'",
  * "TRIDENT_THREADS: 'abc' is not a number", "--processes: missing value".
@@ -98,8 +99,9 @@ int config_load(const config_option *table, void *settings, int argc, char **arg
 void config_usage(const config_option *table, FILE *out);
 
 /* config_dump: the settings in config-file syntax, one option per line
- * (except "config"); loading the output gives the same settings. Secrets are
- * written too. Returns 0, or -1 if writing failed. */
+ * (except "config"); loading the output gives the same settings, except that
+ * an empty list reads back as its default. Secrets are written too. Returns
+ * 0, or -1 if writing failed. */
 int config_dump(const config_option *table, const void *settings, FILE *out);
 
 /* config_free: frees the strings and lists in settings and zeroes them. */

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mem.h"
 #include "clock.h"
+#include "mem.h"
 
 /* A line longer than this is cut: big enough for any message Trident writes
  * itself, small enough for a thread's stack. */

@@ -66,6 +66,8 @@ static void net_format(net_addr *a)
 
 /* ---- parsing -------------------------------------------------------------- */
 
+/* net_parse_unix: the path after "unix:" in s into out. Returns 0, or -1 with
+ * err set (empty path, or too long for sun_path). */
 static int net_parse_unix(const char *path, const char *s, net_addr *out, char *err,
                           size_t errlen)
 {
@@ -101,7 +103,8 @@ static int net_parse_port(const char *p, uint16_t *port)
     return 0;
 }
 
-/* net_resolve: host (numeric first, then DNS) and port into out. */
+/* net_resolve: host (numeric first, then DNS) and port into out. Returns 0,
+ * or -1 with err set; s is the whole address, for the message. */
 static int net_resolve(const char *host, uint16_t port, const char *s, net_addr *out,
                        char *err, size_t errlen)
 {

@@ -38,13 +38,16 @@ int net_addr_parse(const char *s, uint16_t default_port, net_addr *out, char *er
 int net_local_addr(int fd, net_addr *out);
 
 /* net_listen: a listening socket on a, nonblocking and close-on-exec, with
- * SO_REUSEADDR for TCP. A unix socket file left by a dead process is removed
- * first; one something still accepts on is left alone and the bind fails.
+ * SO_REUSEADDR for TCP. A unix socket file left by a dead process (a connect
+ * to it is refused) is removed first; one something still accepts on is left
+ * alone (its listener sees the probe as a connection that closes at once) and
+ * the bind fails with EADDRINUSE, as it does for a file that is no socket.
  * Returns the fd (you own it), or -1 with err and errno set. */
 int net_listen(const net_addr *a, int backlog, char *err, size_t errlen);
 /* net_connect: a connected socket to a, in blocking mode and close-on-exec,
  * TCP_NODELAY for TCP. Gives up after timeout_ms (negative: no limit) with
- * ETIMEDOUT. Returns the fd (you own it), or -1 with err and errno set. */
+ * ETIMEDOUT; a unix listener with a full backlog fails at once with EAGAIN.
+ * Returns the fd (you own it), or -1 with err and errno set. */
 int net_connect(const net_addr *a, int timeout_ms, char *err, size_t errlen);
 
 /* These return 0, or -1 with errno set. */

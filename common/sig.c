@@ -32,6 +32,7 @@ static int sig_set_action(int signo, void (*handler)(int), int flags)
     return sigaction(signo, &sa, NULL);
 }
 
+/* sig_set_flag: the handler of sig_watch; touches nothing but the flag. */
 static void sig_set_flag(int signo)
 {
     int saved_errno = errno;
@@ -117,6 +118,8 @@ static size_t sig_put_uint(char *buf, size_t len, size_t at, unsigned long v)
     return at;
 }
 
+/* sig_crash: the crash handler: the report line, the frames, then the
+ * default action of signo. */
 static void sig_crash(int signo)
 {
     char line[192];

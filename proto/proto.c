@@ -372,6 +372,32 @@ static bool read_array(decoder *d, mpread *r, const field *f, proto_array *a)
     return true;
 }
 
+/* keys_are_strings: consumes one value (already validated by pass one);
+ * false if any map in it, at any depth, has a key that is not a string. */
+static bool keys_are_strings(mpread *r)
+{
+    uint32_t n;
+    mpread_type t = mpread_peek(r);
+    if (t == MP_MAP) {
+        mpread_map(r, &n);
+        for (uint32_t i = 0; i < n; i++) {
+            const uint8_t *k;
+            uint32_t kl;
+            if (mpread_str(r, &k, &kl) < 0 || !keys_are_strings(r))
+                return false;
+        }
+        return true;
+    }
+    if (t == MP_ARRAY) {
+        mpread_array(r, &n);
+        for (uint32_t i = 0; i < n; i++)
+            if (!keys_are_strings(r))
+                return false;
+        return true;
+    }
+    return mpread_skip(r) == 0;
+}
+
 /* read_value: the value of field f into m or t. */
 static void read_value(decoder *d, mpread *r, const field *f, proto_msg *m, proto_task *t)
 {
@@ -416,10 +442,9 @@ static void read_value(decoder *d, mpread *r, const field *f, proto_msg *m, prot
         ok = read_array(d, r, f, dst);
         break;
     case FT_MAP:
-        if (mpread_peek(r) != MP_MAP) {
-            set_err(d, ERR_BAD_REQUEST, "key '%s': must be a map", f->key);
+        if (mpread_peek(r) != MP_MAP || !keys_are_strings(r)) {
+            set_err(d, ERR_BAD_REQUEST, "key '%s': must be a map with string keys", f->key);
         } else {
-            mpread_skip(r); /* cannot fail: pass one checked it */
             *(proto_slice *)dst = (proto_slice){ start, (uint32_t)(r->p - start) };
             ok = true;
         }
@@ -559,8 +584,11 @@ proto_status proto_decode(const uint8_t *body, size_t len, proto_side side,
     mpread_map(&r, &pairs);
     proto_slice op = { NULL, 0 };
     decode_map_body(&d, &r, pairs, m, &m->task, &op);
-    if (d.failed && err->code == ERR_BAD_FRAME)
+    if (d.failed && err->code == ERR_BAD_FRAME) {
+        /* The connection closes: the error answers no request. */
+        m->present &= ~(uint64_t)MF_RID;
         return PROTO_ERR;
+    }
 
     /* The op decides what else must be there. The walk went on past a bad
      * field, so whatever is reported, the rid (if sent) is known and echoed.

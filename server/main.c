@@ -1,38 +1,112 @@
 /* tridentd: the Trident broker.
  *
- * A placeholder until the broker lands: it answers --help and --version and
- * refuses to run anything else.
- * Exit codes: 0 after --help or --version; 2 for any other invocation.
+ * Reads its settings (flags, config file, TRIDENT_* environment), starts
+ * the broker (an embedded redis-server unless --redis is given) and runs
+ * one event loop until SIGTERM or SIGINT, which drain it.
+ *
+ * Exit codes: 0 after a clean drain, or after --help / --version;
+ * 1 when it cannot start (bad settings, a port in use, Redis missing);
+ * 2 for a usage error.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
-#define TRIDENTD_EXIT_OK 0
-#define TRIDENTD_EXIT_USAGE 2
+#include <event2/event.h>
 
-static const char tridentd_usage[] =
-    "Usage: tridentd [--help | --version]\n"
-    "\n"
-    "tridentd is the Trident broker: it accepts tasks from clients, keeps\n"
-    "them in Redis and hands them to trident-worker daemons.\n"
-    "\n"
-    "The broker is not implemented yet.\n"
-    "\n"
-    "  -h, --help     show this text and exit\n"
-    "      --version  print the version and exit\n";
+#include "broker.h"
+#include "log.h"
+#include "settings.h"
+#include "sig.h"
+
+#define EXIT_OK 0
+#define EXIT_START 1
+#define EXIT_USAGE 2
+
+typedef struct signals {
+    broker *b;
+    struct event *term, *intr, *hup, *chld;
+} signals;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    signals *s = arg;
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+        log_info("got %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        broker_drain(s->b);
+        break;
+    case SIGHUP:
+        log_info("got SIGHUP: reopening the log");
+        if (log_reopen() < 0)
+            log_warn("could not reopen the log file");
+        break;
+    case SIGCHLD:
+        broker_reap_children(s->b);
+        break;
+    }
+}
 
 int main(int argc, char **argv)
 {
-    const char *arg = argc == 2 ? argv[1] : "";
-
-    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-        fputs(tridentd_usage, stdout);
-        return TRIDENTD_EXIT_OK;
-    }
-    if (strcmp(arg, "--version") == 0) {
+    broker_settings set;
+    bool help = false;
+    char err[1024];
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("tridentd %s\n", TRIDENT_VERSION);
-        return TRIDENTD_EXIT_OK;
+        return EXIT_OK;
     }
-    fputs(tridentd_usage, stderr);
-    return TRIDENTD_EXIT_USAGE;
+    if (settings_load(&set, argc, argv, &help, err, sizeof err) < 0) {
+        fprintf(stderr, "tridentd: %s\n(see tridentd --help)\n", err);
+        settings_free(&set);
+        return EXIT_USAGE;
+    }
+    if (help) {
+        printf("Usage: tridentd [options]\n\n"
+               "The Trident broker: accepts tasks from clients over TCP or unix sockets, keeps\n"
+               "them in Redis and hands them to trident-worker daemons. Every option can also be\n"
+               "set in the config file (name = value) or as TRIDENT_NAME in the environment.\n\n");
+        config_usage(settings_table, stdout);
+        settings_free(&set);
+        return EXIT_OK;
+    }
+    log_init("broker", log_level_from_verbosity(set.verbose));
+    if (strcmp(set.log_file, "-") != 0 && log_open(set.log_file) < 0) {
+        fprintf(stderr, "tridentd: cannot open log file %s\n", set.log_file);
+        settings_free(&set);
+        return EXIT_START;
+    }
+    sig_install_crash_handler();
+    sig_ignore(SIGPIPE);
+
+    struct event_base *base = event_base_new();
+    event_base_priority_init(base, 3);
+    broker *b = broker_new(base, &set, err, sizeof err);
+    if (!b) {
+        log_error("cannot start: %s", err);
+        event_base_free(base);
+        settings_free(&set);
+        return EXIT_START;
+    }
+    signals s = { .b = b };
+    s.term = evsignal_new(base, SIGTERM, on_signal, &s);
+    s.intr = evsignal_new(base, SIGINT, on_signal, &s);
+    s.hup = evsignal_new(base, SIGHUP, on_signal, &s);
+    s.chld = evsignal_new(base, SIGCHLD, on_signal, &s);
+    struct event *all[] = { s.term, s.intr, s.hup, s.chld };
+    for (size_t i = 0; i < 4; i++)
+        evsignal_add(all[i], NULL);
+    log_info("tridentd %s ready (node %s)", TRIDENT_VERSION, b->node);
+
+    event_base_dispatch(base);
+
+    for (size_t i = 0; i < 4; i++)
+        event_free(all[i]);
+    broker_free(b);
+    event_base_free(base);
+    log_info("stopped");
+    settings_free(&set);
+    return EXIT_OK;
 }

@@ -120,7 +120,18 @@ static void print_msg(const proto_msg *m)
     proto_msg copy = *m;
     uint64_t raw_bits = m->present & (MF_STATS | MF_INFO);
     copy.present &= ~raw_bits;
+    /* Task maps as proto/ reads them (proto_tasks_next), not as sent. */
+    proto_task *tasks = NULL;
+    if (m->present & MF_TASKS) {
+        tasks = calloc(m->tasks.n ? m->tasks.n : 1, sizeof *tasks);
+        size_t pos = 0;
+        uint32_t n = 0;
+        while (n < m->tasks.n && proto_tasks_next(&m->tasks, &pos, &tasks[n]) == PROTO_OK)
+            n++;
+        copy.tasks = (proto_array){ .n = n, .tasks = tasks };
+    }
     proto_encode(&b, &copy, UINT32_MAX);
+    free(tasks);
     mpread r;
     mpread_init(&r, buf_rptr(&b) + FRAME_HEADER_LEN, buf_used(&b) - FRAME_HEADER_LEN, 64,
                  UINT32_MAX, UINT32_MAX);

@@ -23,10 +23,11 @@ static const proto_task batch_tasks[] = {
 
 static const proto_task dead_tasks[] = {
     { .present = TF_ID | TF_QUEUE | TF_NAME | TF_STATE | TF_ATTEMPT | TF_ERROR_CODE | TF_ERROR |
-                 TF_CREATED_AT | TF_FINISHED_AT,
+                 TF_CREATED_AT | TF_FINISHED_AT | TF_MAX_RETRIES | TF_PRIORITY | TF_PROGRESS,
       .id = S("01JDX4W1Y7M8K2Q9R3S5T6V7W8"), .queue = S("default"), .name = S("fail"),
       .state = S("dead"), .attempt = 4, .error_code = S("TASK_FAILED"), .error = S("boom"),
-      .created_at = 1764094180000ull, .finished_at = 1764094189000ull },
+      .created_at = 1764094180000ull, .finished_at = 1764094189000ull, .max_retries = 3,
+      .priority = 0, .progress = 0 },
 };
 
 /* A STATS map as a broker would write it: {"queues":[{"name":"default",

@@ -2,8 +2,6 @@
  * four layers and their precedence, error messages with their origin, and a
  * dump that loads back to the same settings. */
 #include <check.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>

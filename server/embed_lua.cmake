@@ -1,0 +1,25 @@
+# Turns server/lua/*.lua into scripts_lua.c: one C string per script, each
+# with common.lua in front. Run at configure time; editing a script re-runs
+# configure (CMAKE_CONFIGURE_DEPENDS).
+function(trident_embed_lua out_file)
+  set(names ${ARGN})
+  file(READ ${CMAKE_CURRENT_SOURCE_DIR}/lua/common.lua common_src)
+  set(body "/* Generated from server/lua by embed_lua.cmake: do not edit. */\n")
+  string(APPEND body "#include \"scripts.h\"\n\n")
+  string(APPEND body "const char *const scripts_sources[SCRIPT__COUNT] = {\n")
+  foreach(name ${names})
+    set(path ${CMAKE_CURRENT_SOURCE_DIR}/lua/${name}.lua)
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${path})
+    file(READ ${path} src)
+    set(src "${common_src}\n${src}")
+    string(REPLACE "\\" "\\\\" src "${src}")
+    string(REPLACE "\"" "\\\"" src "${src}")
+    string(REPLACE "\n" "\\n\"\n    \"" src "${src}")
+    string(APPEND body "    /* ${name}.lua */\n    \"${src}\",\n")
+  endforeach()
+  string(APPEND body "};\n")
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+               ${CMAKE_CURRENT_SOURCE_DIR}/lua/common.lua)
+  file(WRITE ${out_file}.tmp "${body}")
+  configure_file(${out_file}.tmp ${out_file} COPYONLY)
+endfunction()

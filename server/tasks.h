@@ -1,0 +1,41 @@
+/* tasks: the client and admin side of the broker.
+ *
+ * SUBMIT and SUBMIT_BATCH are queued per loop turn and stored by one submit
+ * script call at the turn's end; each request is all or nothing, and its
+ * OK is sent only from the script's reply (Redis holds the tasks by then).
+ * GET reads a task, and with a wait registers a waiter; SUBMIT with
+ * push_result registers one too. Waiters are answered when a task becomes
+ * final, whether it finished through this broker or another (the P:done
+ * channel). CANCEL, the admin ops and the queue part of STATS are one
+ * script call each. Loop thread only.
+ */
+#ifndef TRIDENT_TASKS_H
+#define TRIDENT_TASKS_H
+
+#include <stddef.h>
+
+#include "broker.h"
+
+struct tasks *tasks_new(broker *b);
+void tasks_free(struct tasks *t);
+
+void tasks_submit(broker *b, conn *c, const proto_msg *m);
+void tasks_get(broker *b, conn *c, const proto_msg *m);
+void tasks_cancel(broker *b, conn *c, const proto_msg *m);
+void tasks_admin(broker *b, conn *c, const proto_msg *m);
+/* tasks_stats: answers STATS; `extra` writes the broker's own part (workers,
+ * errors, counters) into the stats map after the queues. */
+void tasks_stats(broker *b, conn *c, const proto_msg *m);
+
+/* tasks_flush: stores this turn's submissions. */
+void tasks_flush(broker *b);
+/* tasks_on_done: task id became final; answer its waiters here. */
+void tasks_on_done(broker *b, const char *id, size_t len);
+/* tasks_on_close: forget the waiters of a closed connection. */
+void tasks_on_close(broker *b, conn *c);
+/* tasks_redis_down: answer UNAVAILABLE to submissions not yet sent. */
+void tasks_redis_down(broker *b);
+/* tasks_busy: replies this module still owes (for the drain). */
+size_t tasks_busy(const broker *b);
+
+#endif
