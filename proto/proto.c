@@ -2,7 +2,6 @@
 
 #include <assert.h>
 #include <stdarg.h>
-#include <msgpack.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -705,15 +704,20 @@ static int pack_write(void *data, const char *p, size_t n)
     return 0;
 }
 
-static void pack_bytes(msgpack_packer *pk, const char *s, size_t n)
+void proto_packer_init(msgpack_packer *pk, buf *out)
+{
+    msgpack_packer_init(pk, out, pack_write);
+}
+
+void proto_pack_strn(msgpack_packer *pk, const void *s, size_t n)
 {
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, s, n);
 }
 
-static void pack_key(msgpack_packer *pk, const char *key)
+void proto_pack_str(msgpack_packer *pk, const char *s)
 {
-    pack_bytes(pk, key, strlen(key));
+    proto_pack_strn(pk, s, strlen(s));
 }
 
 static void pack_task_fields(msgpack_packer *pk, const proto_task *t);
@@ -727,7 +731,7 @@ static void pack_array(msgpack_packer *pk, const field *f, const proto_array *a)
     msgpack_pack_array(pk, a->n);
     for (uint32_t i = 0; i < a->n; i++) {
         if (f->type == FT_STRS) {
-            pack_bytes(pk, (const char *)a->strs[i].ptr, a->strs[i].len);
+            proto_pack_strn(pk, (const char *)a->strs[i].ptr, a->strs[i].len);
         } else if (f->type == FT_UINTS) {
             msgpack_pack_uint64(pk, a->uints[i]);
         } else {
@@ -741,7 +745,7 @@ static void pack_array(msgpack_packer *pk, const field *f, const proto_array *a)
 static void pack_field(msgpack_packer *pk, const field *f, const void *base)
 {
     const void *src = (const char *)base + f->off;
-    pack_key(pk, f->key);
+    proto_pack_str(pk, f->key);
     switch (f->type) {
     case FT_UINT:
         msgpack_pack_uint64(pk, *(const uint64_t *)src);
@@ -757,7 +761,7 @@ static void pack_field(msgpack_packer *pk, const field *f, const void *base)
         break;
     case FT_STR: {
         const proto_slice *s = src;
-        pack_bytes(pk, (const char *)s->ptr, s->len);
+        proto_pack_strn(pk, (const char *)s->ptr, s->len);
         break;
     }
     case FT_BIN: {
@@ -792,17 +796,17 @@ int proto_encode(buf *out, const proto_msg *m, uint32_t max_frame)
     size_t before = buf_used(out);
     size_t hdr = frame_begin(out);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, pack_write);
+    proto_packer_init(&pk, out);
 
     /* op, then rid, then the rest in table order: easy to read in a dump. */
     uint64_t rest = m->present & ~(uint64_t)MF_RID;
     size_t count = 1 + ((m->present & MF_RID) ? 1 : 0) + (size_t)__builtin_popcountll(rest) +
                    (size_t)__builtin_popcount(m->task.present);
     msgpack_pack_map(&pk, count);
-    pack_key(&pk, "op");
-    pack_key(&pk, ops[m->op].name);
+    proto_pack_str(&pk, "op");
+    proto_pack_str(&pk, ops[m->op].name);
     if (m->present & MF_RID) {
-        pack_key(&pk, "rid");
+        proto_pack_str(&pk, "rid");
         msgpack_pack_uint64(&pk, m->rid);
     }
     for (size_t i = 0; i < NFIELDS; i++) {

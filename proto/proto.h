@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #include "buf.h"
 #include "errors.h"
 
@@ -227,6 +229,13 @@ void proto_encode_error(buf *out, bool has_rid, uint64_t rid, error_code code,
  * unknown names give OP_NONE, unknown values "NONE". */
 const char *proto_op_name(proto_op op);
 proto_op proto_op_from_name(const uint8_t *s, size_t len);
+
+/* proto_packer_init: a msgpack-c packer that appends to out, for the nested
+ * maps of replies (STATS, INFO) that are passed as raw fields. */
+void proto_packer_init(msgpack_packer *pk, buf *out);
+/* proto_pack_str / proto_pack_strn: a msgpack str. */
+void proto_pack_str(msgpack_packer *pk, const char *s);
+void proto_pack_strn(msgpack_packer *pk, const void *s, size_t n);
 
 /* proto_fields_sorted: the key table is in order (a unit test asks). */
 bool proto_fields_sorted(void);

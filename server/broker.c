@@ -148,21 +148,9 @@ static bool is_admin_op(proto_op op)
  * INFO and STATS
  * ------------------------------------------------------------------------ */
 
-static int pack_write(void *data, const char *p, size_t n)
-{
-    buf_append(data, p, n);
-    return 0;
-}
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
 {
-    pack_str(pk, k);
+    proto_pack_str(pk, k);
     msgpack_pack_uint64(pk, v);
 }
 
@@ -171,21 +159,21 @@ static void info(broker *b, conn *c, const proto_msg *m)
     buf map;
     buf_init(&map);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &map, pack_write);
+    proto_packer_init(&pk, &map);
     msgpack_pack_map(&pk, 8);
-    pack_str(&pk, "version"), pack_str(&pk, TRIDENT_VERSION);
-    pack_str(&pk, "node"), pack_str(&pk, b->node);
+    proto_pack_str(&pk, "version"), proto_pack_str(&pk, TRIDENT_VERSION);
+    proto_pack_str(&pk, "node"), proto_pack_str(&pk, b->node);
     pack_kv_u64(&pk, "pid", (uint64_t)getpid());
     pack_kv_u64(&pk, "uptime_ms", clock_wall_ms() - b->started_ms);
     pack_kv_u64(&pk, "connections", b->nconns);
     pack_kv_u64(&pk, "workers", workers_count(b));
-    pack_str(&pk, "redis");
+    proto_pack_str(&pk, "redis");
     msgpack_pack_map(&pk, 3);
-    pack_str(&pk, "mode"), pack_str(&pk, b->redis ? "embedded" : "external");
-    pack_str(&pk, "address"), pack_str(&pk, store_describe(b->store));
-    pack_str(&pk, "connected");
+    proto_pack_str(&pk, "mode"), proto_pack_str(&pk, b->redis ? "embedded" : "external");
+    proto_pack_str(&pk, "address"), proto_pack_str(&pk, store_describe(b->store));
+    proto_pack_str(&pk, "connected");
     store_up(b->store) ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-    pack_str(&pk, "limits");
+    proto_pack_str(&pk, "limits");
     msgpack_pack_map(&pk, 5);
     pack_kv_u64(&pk, "max_frame", b->limits.max_frame);
     pack_kv_u64(&pk, "max_payload", b->set->max_payload);

@@ -825,18 +825,6 @@ void tasks_admin(broker *b, conn *c, const proto_msg *m)
     rargs_free(&a);
 }
 
-static int pack_write(void *data, const char *p, size_t n)
-{
-    buf_append(data, p, n);
-    return 0;
-}
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 static void stats_done(void *arg, redisReply *reply)
 {
     read_ctx *x = arg;
@@ -857,37 +845,36 @@ static void stats_done(void *arg, redisReply *reply)
     buf map;
     buf_init(&map);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &map, pack_write);
+    proto_packer_init(&pk, &map);
     msgpack_pack_map(&pk, 4);
-    pack_str(&pk, "queues");
+    proto_pack_str(&pk, "queues");
     size_t nq = reply->elements / ncols;
     msgpack_pack_array(&pk, nq);
     for (size_t q = 0; q < nq; q++) {
         redisReply **row = reply->element + q * ncols;
         msgpack_pack_map(&pk, ncols);
-        pack_str(&pk, cols[0]);
-        msgpack_pack_str(&pk, row[0]->len);
-        msgpack_pack_str_body(&pk, row[0]->str, row[0]->len);
+        proto_pack_str(&pk, cols[0]);
+        proto_pack_strn(&pk, row[0]->str, row[0]->len);
         for (size_t i = 1; i < ncols - 1; i++) {
-            pack_str(&pk, cols[i]);
+            proto_pack_str(&pk, cols[i]);
             msgpack_pack_uint64(&pk, row[i]->integer > 0 ? (uint64_t)row[i]->integer : 0);
         }
-        pack_str(&pk, cols[ncols - 1]);
+        proto_pack_str(&pk, cols[ncols - 1]);
         row[ncols - 1]->integer ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     }
-    pack_str(&pk, "workers");
+    proto_pack_str(&pk, "workers");
     workers_pack_stats(b, &pk);
-    pack_str(&pk, "errors");
+    proto_pack_str(&pk, "errors");
     size_t nerr = 0;
     for (int i = 1; i < ERR__COUNT; i++)
         nerr += b->errors[i] > 0;
     msgpack_pack_map(&pk, nerr);
     for (int i = 1; i < ERR__COUNT; i++)
         if (b->errors[i]) {
-            pack_str(&pk, errors_name((error_code)i));
+            proto_pack_str(&pk, errors_name((error_code)i));
             msgpack_pack_uint64(&pk, b->errors[i]);
         }
-    pack_str(&pk, "counters");
+    proto_pack_str(&pk, "counters");
     const broker_counters *k = &b->counters;
     const struct { const char *name; uint64_t v; } counters[] = {
         { "requests", k->requests }, { "connections", k->connections },
@@ -901,7 +888,7 @@ static void stats_done(void *arg, redisReply *reply)
     };
     msgpack_pack_map(&pk, sizeof counters / sizeof counters[0]);
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
-        pack_str(&pk, counters[i].name);
+        proto_pack_str(&pk, counters[i].name);
         msgpack_pack_uint64(&pk, counters[i].v);
     }
     proto_msg r;

@@ -477,79 +477,80 @@ void workers_fail(broker *b, conn *c, const proto_msg *m)
     broker_want_flush(b);
 }
 
-static void ack_done(void *arg, redisReply *reply)
+/* ack_one / fail_one: the OK for one report, from its part of the reply. */
+static void ack_one(broker *b, report *r, const redisReply *res)
 {
-    report_call *call = arg;
+    bool stored = res->integer == 1;
+    if (stored) {
+        b->counters.acked++;
+        tasks_on_done(b, r->id, r->idlen);
+    } else {
+        b->counters.dropped_results++;
+    }
+    proto_msg out;
+    broker_ok_init(&out, r->rid);
+    out.present |= MF_OUTCOME;
+    out.outcome = proto_slice_of(stored ? "stored" : "duplicate");
+    conn_send(r->c, &out);
+}
+
+static void fail_one(broker *b, report *r, const redisReply *res)
+{
+    const char *outcome = res->element[0]->str;
+    proto_msg out;
+    broker_ok_init(&out, r->rid);
+    out.present |= MF_OUTCOME;
+    out.outcome = proto_slice_of(outcome);
+    if (strcmp(outcome, "retry") == 0) {
+        b->counters.failed++;
+        b->counters.retried++;
+        out.task.present |= TF_RUN_AT;
+        out.task.run_at = (uint64_t)res->element[1]->integer;
+    } else if (strcmp(outcome, "dead") == 0) {
+        b->counters.failed++;
+        b->counters.buried++;
+        tasks_on_done(b, r->id, r->idlen);
+    } else {
+        b->counters.dropped_results++;
+    }
+    conn_send(r->c, &out);
+}
+
+/* reports_done: the reply of an ack or fail script call: one element per
+ * report, handed to `one`; without a reply, each report gets an error and
+ * the worker sends it again. */
+static void reports_done(report_call *call, redisReply *reply, const char *what,
+                         void (*one)(broker *, report *, const redisReply *))
+{
     broker *b = call->b;
     b->workers->in_flight--;
-    size_t i = 0;
     bool ok = reply && reply->type == REDIS_REPLY_ARRAY;
     if (reply && reply->type == REDIS_REPLY_ERROR)
-        log_error("ack script: %s", reply->str);
+        log_error("%s script: %s", what, reply->str);
+    size_t i = 0;
     for (report *r = call->list; r; i++) {
         report *next = r->next;
-        if (!ok || i >= reply->elements) {
-            conn_send_error(r->c, true, r->rid, reply ? ERR_INTERNAL : ERR_UNAVAILABLE,
-                            reply ? "storage error" : "lost the connection to Redis: send the result again");
-        } else {
-            bool stored = reply->element[i]->integer == 1;
-            if (stored) {
-                b->counters.acked++;
-                tasks_on_done(b, r->id, r->idlen);
-            } else {
-                b->counters.dropped_results++;
-            }
-            proto_msg out;
-            broker_ok_init(&out, r->rid);
-            out.present |= MF_OUTCOME;
-            out.outcome = proto_slice_of(stored ? "stored" : "duplicate");
-            conn_send(r->c, &out);
-        }
+        if (ok && i < reply->elements)
+            one(b, r, reply->element[i]);
+        else if (reply)
+            conn_send_error(r->c, true, r->rid, ERR_INTERNAL, "storage error");
+        else
+            conn_send_error(r->c, true, r->rid, ERR_UNAVAILABLE,
+                            "lost the connection to Redis: send it again");
         report_free(r);
         r = next;
     }
     mem_free(call);
 }
 
+static void ack_done(void *arg, redisReply *reply)
+{
+    reports_done(arg, reply, "ack", ack_one);
+}
+
 static void fail_done(void *arg, redisReply *reply)
 {
-    report_call *call = arg;
-    broker *b = call->b;
-    b->workers->in_flight--;
-    size_t i = 0;
-    bool ok = reply && reply->type == REDIS_REPLY_ARRAY;
-    if (reply && reply->type == REDIS_REPLY_ERROR)
-        log_error("fail script: %s", reply->str);
-    for (report *r = call->list; r; i++) {
-        report *next = r->next;
-        if (!ok || i >= reply->elements) {
-            conn_send_error(r->c, true, r->rid, reply ? ERR_INTERNAL : ERR_UNAVAILABLE,
-                            reply ? "storage error" : "lost the connection to Redis: send the failure again");
-        } else {
-            const redisReply *res = reply->element[i];
-            const char *outcome = res->element[0]->str;
-            proto_msg out;
-            broker_ok_init(&out, r->rid);
-            out.present |= MF_OUTCOME;
-            out.outcome = proto_slice_of(outcome);
-            if (strcmp(outcome, "retry") == 0) {
-                b->counters.failed++;
-                b->counters.retried++;
-                out.task.present |= TF_RUN_AT;
-                out.task.run_at = (uint64_t)res->element[1]->integer;
-            } else if (strcmp(outcome, "dead") == 0) {
-                b->counters.failed++;
-                b->counters.buried++;
-                tasks_on_done(b, r->id, r->idlen);
-            } else {
-                b->counters.dropped_results++;
-            }
-            conn_send(r->c, &out);
-        }
-        report_free(r);
-        r = next;
-    }
-    mem_free(call);
+    reports_done(arg, reply, "fail", fail_one);
 }
 
 /* send_reports: one script call for a list of reports (oldest first). */
@@ -712,22 +713,16 @@ void workers_pack_stats(broker *b, msgpack_packer *pk)
         size_t n = sizeof f / sizeof f[0];
         msgpack_pack_map(pk, n + 1);
         for (size_t i = 0; i < n; i++) {
-            msgpack_pack_str(pk, strlen(f[i].k));
-            msgpack_pack_str_body(pk, f[i].k, strlen(f[i].k));
-            if (f[i].s) {
-                msgpack_pack_str(pk, strlen(f[i].s));
-                msgpack_pack_str_body(pk, f[i].s, strlen(f[i].s));
-            } else {
+            proto_pack_str(pk, f[i].k);
+            if (f[i].s)
+                proto_pack_str(pk, f[i].s);
+            else
                 msgpack_pack_uint64(pk, f[i].v);
-            }
         }
-        msgpack_pack_str(pk, 6);
-        msgpack_pack_str_body(pk, "queues", 6);
+        proto_pack_str(pk, "queues");
         msgpack_pack_array(pk, w->nqueues);
-        for (uint32_t i = 0; i < w->nqueues; i++) {
-            msgpack_pack_str(pk, strlen(w->queues[i]));
-            msgpack_pack_str_body(pk, w->queues[i], strlen(w->queues[i]));
-        }
+        for (uint32_t i = 0; i < w->nqueues; i++)
+            proto_pack_str(pk, w->queues[i]);
     }
 }
 

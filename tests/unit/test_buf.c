@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "unit.h"
 
 START_TEST(test_starts_empty)
 {
@@ -170,9 +171,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

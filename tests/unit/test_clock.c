@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "unit.h"
 
 START_TEST(test_monotonic_never_goes_back)
 {
@@ -72,9 +73,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

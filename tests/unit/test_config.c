@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "harness.h"
+#include "unit.h"
 
 typedef struct settings {
     char *config;
@@ -637,9 +638,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

@@ -6,6 +6,7 @@
 
 #include "frame.h"
 #include "test_proto_helpers.h"
+#include "unit.h"
 
 /* stream_of: frames with bodies of the given lengths, body byte i = i. */
 static size_t stream_of(buf *out, const uint32_t *lens, size_t n)
@@ -189,9 +190,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

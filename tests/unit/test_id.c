@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "id.h"
+#include "unit.h"
 
 /* The 128-bit value of an id, for arithmetic in the tests. */
 static unsigned __int128 id_value(const uint8_t b[ID_BYTES])
@@ -242,9 +243,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "mem.h"
+#include "unit.h"
 
 static int n_malloc, n_realloc, n_free;
 static size_t last_size;
@@ -183,9 +184,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "mpread.h"
+#include "unit.h"
 
 static mpread rd(const char *bytes, size_t n)
 {
@@ -182,9 +183,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "net.h"
+#include "unit.h"
 
 static char err[256];
 
@@ -379,9 +380,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

@@ -11,6 +11,7 @@
 #include "proto.h"
 #include "proto_samples.h"
 #include "test_proto_helpers.h"
+#include "unit.h"
 
 /* ---- building bodies by hand with msgpack-c -------------------------- */
 
@@ -779,9 +780,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "harness.h"
 #include "redis_harness.h"
+#include "unit.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -439,10 +440,5 @@ static Suite *redis_harness_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(redis_harness_suite());
-
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(redis_harness_suite());
 }

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "redis_proc.h"
 #include "sig.h"
+#include "unit.h"
 
 #define DEADLINE_MS 15000 /* bound of every wait for a condition */
 #define GRACE_MS 10000    /* redis_proc_stop's grace */
@@ -705,9 +706,5 @@ int main(int argc, char **argv)
     log_set_level(LOG_INFO); /* lifecycle lines help read a failure */
     if (sig_ignore(SIGPIPE) != 0) /* as tridentd does (see redis_proc.h) */
         return EXIT_FAILURE;
-    SRunner *sr = srunner_create(redis_proc_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(redis_proc_suite());
 }

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "sig.h"
+#include "unit.h"
 
 static volatile sig_atomic_t got_usr1, got_usr2;
 
@@ -201,9 +202,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }
