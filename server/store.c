@@ -38,6 +38,16 @@ struct store {
     char pass[256];
     int db;
     char desc[PATH_MAX + 64];
+    /* Sentinel mode: the master's address is asked of the sentinels before
+     * each (re)connect, so a failover is followed. */
+    bool sentinel;
+    char master[128];
+    struct { char host[256]; int port; } sentinels[8];
+    int nsentinels;
+    int next_sentinel;
+    bool resolved;                 /* host/port hold the master's address */
+    redisAsyncContext *sac;        /* the query in flight, or NULL */
+    struct event *resolve_retry;
     link cmd, sub;
     char sha[SCRIPT__COUNT][41];
     int shas_loaded;        /* SCRIPT LOAD replies still awaited on first connect */
@@ -60,6 +70,7 @@ typedef struct call {
 } call;
 
 static void link_connect(link *l);
+static int copy_part(char *dst, size_t n, const char *src);
 
 store *store_new(struct event_base *base, const char *prefix, const store_events *ev)
 {
@@ -124,6 +135,43 @@ static int parse_db(const char *s, int *db)
     return 0;
 }
 
+/* parse_sentinel: sentinel://host:port[,host:port...]/master-name */
+static int parse_sentinel(store *s, const char *url, char *err, size_t errlen)
+{
+    char rest[1024];
+    snprintf(rest, sizeof rest, "%s", url + 11);
+    char *slash = strchr(rest, '/');
+    if (!slash || slash[1] == '\0' || copy_part(s->master, sizeof s->master, slash + 1) < 0) {
+        snprintf(err, errlen, "--redis %s: name the master after the sentinels: "
+                 "sentinel://host:port/mymaster", url);
+        return -1;
+    }
+    *slash = '\0';
+    s->nsentinels = 0;
+    for (char *save = NULL, *tok = strtok_r(rest, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(tok, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 26379;
+        if (colon)
+            *colon = '\0';
+        if ((colon && (*end || port < 1 || port > 65535)) || tok[0] == '\0' ||
+            s->nsentinels == (int)(sizeof s->sentinels / sizeof s->sentinels[0]) ||
+            copy_part(s->sentinels[s->nsentinels].host, sizeof s->sentinels[0].host, tok) < 0) {
+            snprintf(err, errlen, "--redis %s: bad sentinel address (at most 8, host:port)", url);
+            return -1;
+        }
+        s->sentinels[s->nsentinels++].port = (int)port;
+    }
+    if (s->nsentinels == 0) {
+        snprintf(err, errlen, "--redis %s: no sentinel given", url);
+        return -1;
+    }
+    s->sentinel = true;
+    s->tcp = true;
+    snprintf(s->desc, sizeof s->desc, "sentinel master %s", s->master);
+    return 0;
+}
+
 int store_target_url(store *s, const char *url, char *err, size_t errlen)
 {
     s->user[0] = s->pass[0] = '\0';
@@ -146,8 +194,11 @@ int store_target_url(store *s, const char *url, char *err, size_t errlen)
         store_target_unix(s, path);
         return 0;
     }
+    if (strncmp(url, "sentinel://", 11) == 0)
+        return parse_sentinel(s, url, err, errlen);
     if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "--redis %s: expected redis://host:port/db or unix:///path", url);
+        snprintf(err, errlen, "--redis %s: expected redis://host:port/db, unix:///path or "
+                 "sentinel://host:port[,host:port...]/master", url);
         return -1;
     }
     char rest[1024];
@@ -322,6 +373,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
             log_warn("redis %s: %s connection failed: %s (retrying)", s->desc, l->name,
                      cac->errstr);
         l->ac = NULL; /* hiredis frees it */
+        if (s->sentinel)
+            s->resolved = false;
         schedule_retry(l);
         return;
     }
@@ -368,7 +421,99 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
                  cac->errstr);
     if (!l->sub)
         set_up(s, false);
+    if (s->sentinel)
+        s->resolved = false; /* the master may have moved: ask again */
     schedule_retry(l);
+}
+
+/* ------------------------------------------------------------------------
+ * Sentinel: ask one sentinel at a time for the master's address
+ * ------------------------------------------------------------------------ */
+
+static void resolve(store *s);
+
+static void resolve_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    resolve(arg);
+}
+
+/* resolve_next: this sentinel did not help; try the next one (after a
+ * pause once every sentinel was asked). */
+static void resolve_next(store *s)
+{
+    if (s->stopping)
+        return;
+    s->next_sentinel = (s->next_sentinel + 1) % s->nsentinels;
+    struct timeval tv = { 0, s->next_sentinel == 0 ? 500000 : 0 };
+    if (!s->resolve_retry)
+        s->resolve_retry = evtimer_new(s->base, resolve_retry_cb, s);
+    evtimer_add(s->resolve_retry, &tv);
+}
+
+static void sentinel_disconnected(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    store *s = ac->data;
+    s->sac = NULL;
+}
+
+static void sentinel_connected(const redisAsyncContext *ac, int status)
+{
+    store *s = ac->data;
+    if (status != REDIS_OK) {
+        log_warn("sentinel %s:%d: %s", s->sentinels[s->next_sentinel].host,
+                 s->sentinels[s->next_sentinel].port, ac->errstr);
+        s->sac = NULL;
+        resolve_next(s);
+    }
+}
+
+static void sentinel_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)priv;
+    redisReply *reply = r;
+    store *s = ac->data;
+    if (!reply) /* the connection failed; sentinel_connected moves on */
+        return;
+    redisAsyncDisconnect(ac);
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        copy_part(s->host, sizeof s->host, reply->element[0]->str) < 0) {
+        log_warn("sentinel %s:%d does not know master %s", s->sentinels[s->next_sentinel].host,
+                 s->sentinels[s->next_sentinel].port, s->master);
+        resolve_next(s);
+        return;
+    }
+    s->port = atoi(reply->element[1]->str);
+    s->resolved = true;
+    snprintf(s->desc, sizeof s->desc, "sentinel master %s at %s:%d", s->master, s->host, s->port);
+    log_info("redis %s", s->desc);
+    link_connect(&s->cmd);
+    link_connect(&s->sub);
+}
+
+static void resolve(store *s)
+{
+    if (s->stopping || s->sac || s->resolved)
+        return;
+    const char *host = s->sentinels[s->next_sentinel].host;
+    int port = s->sentinels[s->next_sentinel].port;
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
+    if (!ac || ac->err) {
+        log_warn("sentinel %s:%d: %s", host, port, ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        resolve_next(s);
+        return;
+    }
+    ac->data = s;
+    s->sac = ac;
+    redisLibeventAttach(ac, s->base);
+    redisAsyncSetConnectCallback(ac, sentinel_connected);
+    redisAsyncSetDisconnectCallback(ac, sentinel_disconnected);
+    const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", s->master };
+    size_t lens[3] = { 8, 23, strlen(s->master) };
+    redisAsyncCommandArgv(ac, sentinel_reply, NULL, 3, argv, lens);
 }
 
 static void link_connect(link *l)
@@ -376,6 +521,10 @@ static void link_connect(link *l)
     store *s = l->s;
     if (s->stopping || l->ac)
         return;
+    if (s->sentinel && !s->resolved) {
+        resolve(s); /* connects the links once it knows where */
+        return;
+    }
     redisAsyncContext *ac = s->tcp ? redisAsyncConnect(s->host, s->port)
                                    : redisAsyncConnectUnix(s->path);
     if (!ac || ac->err) {
@@ -405,6 +554,10 @@ void store_free(store *s)
     if (!s)
         return;
     s->stopping = true;
+    if (s->resolve_retry)
+        event_free(s->resolve_retry);
+    if (s->sac)
+        redisAsyncFree(s->sac);
     link *links[2] = { &s->cmd, &s->sub };
     for (int i = 0; i < 2; i++) {
         if (links[i]->retry)

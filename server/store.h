@@ -11,7 +11,9 @@
  * false, callers answer UNAVAILABLE rather than acknowledge anything Redis
  * does not hold.
  *
- * Targets: redis://[user:password@]host:port[/db], unix:///path.sock, or an
+ * Targets: redis://[user:password@]host:port[/db], unix:///path.sock,
+ * sentinel://host:port[,host:port...]/master (the sentinels are asked for
+ * the master before every connect, so a failover is followed), or an
  * embedded server's socket path. Every reply callback runs exactly once, on
  * the loop thread: with the reply, or with NULL when the connection was lost
  * before it came (the command may or may not have run).

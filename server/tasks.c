@@ -572,6 +572,10 @@ static void submit_done(void *arg, redisReply *reply)
             conn_send_error(r->c, true, r->rid, ERR_UNAVAILABLE,
                             "lost the connection to Redis: the submission may or may not be "
                             "stored; submit again with the same ids to be sure");
+        } else if (!res && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "OOM", 3) == 0) {
+            log_warn("Redis is out of memory: refusing submissions (%s)", reply->str);
+            conn_send_error(r->c, true, r->rid, ERR_UNAVAILABLE,
+                            "Redis is out of memory: nothing was stored; try again later");
         } else if (!res) {
             log_error("submit script: %s", reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
             conn_send_error(r->c, true, r->rid, ERR_INTERNAL, "storage error");
