@@ -374,7 +374,9 @@ void tasks_on_close(broker *b, conn *c)
     struct tasks *t = b->tasks;
     for (waiter *w = t->all; w;) {
         waiter *next = w->all_next;
-        if (w->c == c) {
+        /* Unarmed result waiters belong to a submission still in flight,
+         * which frees them itself. */
+        if (w->c == c && w->armed) {
             waiter_unlink(w);
             waiter_free(w);
         }
@@ -543,7 +545,7 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
     conn_send(r->c, &out);
     mem_free(ids);
     mem_free(dups);
-    if (r->waiters) {
+    if (r->waiters && conn_alive(r->c)) {
         for (uint32_t i = 0; i < r->ntasks; i++) {
             waiter *w = r->waiters[i];
             w->armed = true;
