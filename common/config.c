@@ -894,3 +894,24 @@ int config_dump(const config_option *table, const void *settings, FILE *out)
     }
     return ferror(out) ? -1 : 0;
 }
+
+int config_read_secret(const char *setting, const char *path, char **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        char why[128];
+        snprintf(err, errlen, "%s %s: %s", setting, path, log_strerror(errno, why, sizeof why));
+        return -1;
+    }
+    char line[1024];
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    if (line[0] == '\0') {
+        snprintf(err, errlen, "%s %s: the file is empty", setting, path);
+        return -1;
+    }
+    *out = mem_strdup(line);
+    return 0;
+}

@@ -104,6 +104,11 @@ void config_usage(const config_option *table, FILE *out);
  * 0, or -1 if writing failed. */
 int config_dump(const config_option *table, const void *settings, FILE *out);
 
+/* config_read_secret: the first line of the file at path (without its line
+ * end), for settings like --password-file. Returns 0 with *out set (you own
+ * it, free with mem_free), or -1 with err naming the file and the reason. */
+int config_read_secret(const char *setting, const char *path, char **out, char *err, size_t errlen);
+
 /* config_free: frees the strings and lists in settings and zeroes them. */
 void config_free(const config_option *table, void *settings);
 

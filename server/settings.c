@@ -74,30 +74,6 @@ const config_option settings_table[] = {
     { NULL, 0, 0, NULL, 0, 0, 0, 0, NULL, MS },
 };
 
-/* read_password_file: the first line of path, without its newline. */
-static int read_password_file(broker_settings *s, char *err, size_t errlen)
-{
-    FILE *f = fopen(s->password_file, "r");
-    if (!f) {
-        char why[128];
-        snprintf(err, errlen, "--password-file %s: %s", s->password_file,
-                 log_strerror(errno, why, sizeof why));
-        return -1;
-    }
-    char line[1024];
-    if (!fgets(line, sizeof line, f))
-        line[0] = '\0';
-    fclose(f);
-    line[strcspn(line, "\r\n")] = '\0';
-    if (line[0] == '\0') {
-        snprintf(err, errlen, "--password-file %s: the file is empty", s->password_file);
-        return -1;
-    }
-    mem_free(s->password);
-    s->password = mem_strdup(line);
-    return 0;
-}
-
 int settings_load(broker_settings *s, int argc, char **argv, bool *help, char *err, size_t errlen)
 {
     config_result res;
@@ -117,8 +93,12 @@ int settings_load(broker_settings *s, int argc, char **argv, bool *help, char *e
                  (unsigned long long)s->max_frame);
         return -1;
     }
-    if (s->password_file && read_password_file(s, err, errlen) < 0)
-        return -1;
+    if (s->password_file) {
+        mem_free(s->password);
+        s->password = NULL;
+        if (config_read_secret("--password-file", s->password_file, &s->password, err, errlen) < 0)
+            return -1;
+    }
     if (s->password && s->password[0] == '\0') {
         mem_free(s->password);
         s->password = NULL;

@@ -1,38 +1,99 @@
 /* trident-worker: the Trident worker daemon.
  *
- * A placeholder until the supervisor lands: it answers --help and --version
- * and refuses to run anything else.
- * Exit codes: 0 after --help or --version; 2 for any other invocation.
+ * Reads its settings, builds the handler registry (built-ins, then
+ * plugins), and hands over to the supervisor, which pre-forks the worker
+ * processes (child.c) and keeps them alive.
+ *
+ * Exit codes: 0 after a clean stop or --help / --version; 1 when it cannot
+ * start (a plugin that does not load, no broker address); 2 for a usage
+ * error.
  */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 
-#define WORKER_EXIT_OK 0
-#define WORKER_EXIT_USAGE 2
+#include "child.h"
+#include "log.h"
+#include "registry.h"
+#include "settings.h"
+#include "sig.h"
+#include "supervisor.h"
 
-static const char worker_usage[] =
-    "Usage: trident-worker [--help | --version]\n"
-    "\n"
-    "trident-worker runs the tasks that a Trident broker (tridentd) hands\n"
-    "it, in supervised child processes.\n"
-    "\n"
-    "The worker is not implemented yet.\n"
-    "\n"
-    "  -h, --help     show this text and exit\n"
-    "      --version  print the version and exit\n";
+#define EXIT_OK 0
+#define EXIT_START 1
+#define EXIT_USAGE 2
+
+/* load_plugin: dlopen path and let it register its handlers. */
+static int load_plugin(trident_registry *reg, const char *path)
+{
+    void *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!so) {
+        log_error("--plugin %s: %s", path, dlerror());
+        return -1;
+    }
+    int (*init)(trident_registry *) = (int (*)(trident_registry *))dlsym(so, "trident_plugin_init");
+    if (!init) {
+        log_error("--plugin %s: it has no trident_plugin_init", path);
+        return -1;
+    }
+    size_t before = registry_count(reg);
+    if (init(reg) != 0) {
+        log_error("--plugin %s: trident_plugin_init refused to load", path);
+        return -1;
+    }
+    log_info("plugin %s: %zu handlers", path, registry_count(reg) - before);
+    return 0; /* the object stays loaded for the life of the process */
+}
 
 int main(int argc, char **argv)
 {
-    const char *arg = argc == 2 ? argv[1] : "";
-
-    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-        fputs(worker_usage, stdout);
-        return WORKER_EXIT_OK;
-    }
-    if (strcmp(arg, "--version") == 0) {
+    worker_settings set;
+    worker_queues queues;
+    bool help = false;
+    char err[1024];
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("trident-worker %s\n", TRIDENT_VERSION);
-        return WORKER_EXIT_OK;
+        return EXIT_OK;
     }
-    fputs(worker_usage, stderr);
-    return WORKER_EXIT_USAGE;
+    if (worker_settings_load(&set, &queues, argc, argv, &help, err, sizeof err) < 0) {
+        fprintf(stderr, "trident-worker: %s\n(see trident-worker --help)\n", err);
+        worker_settings_free(&set, &queues);
+        return EXIT_USAGE;
+    }
+    if (help) {
+        printf("Usage: trident-worker [options]\n\n"
+               "Runs Trident tasks: pre-forks worker processes, each with a pool of executor\n"
+               "threads and an event loop, that take tasks from the broker. Every option can\n"
+               "also be set in the config file (name = value) or as TRIDENT_NAME.\n\n");
+        config_usage(worker_settings_table, stdout);
+        worker_settings_free(&set, &queues);
+        return EXIT_OK;
+    }
+    log_init("supervisor", log_level_from_verbosity(set.verbose));
+    if (strcmp(set.log_file, "-") != 0 && log_open(set.log_file) < 0) {
+        fprintf(stderr, "trident-worker: cannot open log file %s\n", set.log_file);
+        worker_settings_free(&set, &queues);
+        return EXIT_START;
+    }
+    sig_install_crash_handler();
+    int rc = EXIT_START;
+    trident_registry *reg = registry_new();
+    registry_add_builtins(reg, set.test_handlers);
+    for (size_t i = 0; i < set.plugin.n; i++)
+        if (load_plugin(reg, set.plugin.items[i]) < 0)
+            goto out;
+    if (set.exec.n > 0) {
+        log_error("--exec: exec handlers are not supported by this version of trident-worker");
+        goto out;
+    }
+    child_config cfg = { &set, &queues, reg };
+    supervisor_opts o = { .processes = (int)set.processes, .grace_ms = set.grace + set.kill_grace + 5000,
+                          .scratch_root = set.scratch_root, .child_main = child_main, .arg = &cfg };
+    log_info("trident-worker %s: %d processes x %lld threads, broker %s", TRIDENT_VERSION,
+             o.processes, (long long)set.threads, set.broker);
+    rc = supervisor_run(&o);
+out:
+    registry_free(reg);
+    worker_settings_free(&set, &queues);
+    return rc;
 }

@@ -5,6 +5,17 @@ independent implementation), starts real tridentd and redis-server
 processes on free ports in temporary directories, and stops them by the
 PID it started. Waits poll a condition with a deadline; none sleeps a
 fixed time as synchronization.
+
+    Redis       a real redis-server (external-Redis tests)
+    Broker      a real tridentd (-vv, log in its directory); stop() checks
+                that it exited 0 with no sanitizer report
+    Client      one connection: send/reply/push, raw bytes, EOF checks
+    Worker      a Client that said HELLO as a worker (CREDIT, ACK, FAIL)
+    BrokerTest  unittest base: start_broker/start_redis with cleanups that
+                check the exit and print the broker's log when a test failed
+
+Environment: TRIDENT_BUILD (the build directory, required),
+TRIDENT_KEEP_LOGS=1 keeps the temporary directories (logs, data).
 """
 import os
 import shutil
@@ -12,12 +23,22 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
+import unittest
 
 import msgpack
 
 BUILD = os.environ.get("TRIDENT_BUILD", "")
+KEEP = os.environ.get("TRIDENT_KEEP_LOGS") == "1"
+
+# Codes after which the broker closes the connection (PROTOCOL.md section 6).
+CLOSING_CODES = {"BAD_FRAME", "FRAME_TOO_LARGE", "UNSUPPORTED_VERSION", "AUTH_FAILED",
+                 "TOO_MANY_CONNECTIONS", "IDLE_TIMEOUT"}
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "SUMMARY: UndefinedBehaviorSanitizer")
 
 
 def binary(name):
@@ -45,34 +66,65 @@ def wait_for(cond, timeout=10.0, what="condition"):
         time.sleep(0.005)
 
 
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def frame(body):
+    """A frame of a msgpack-encodable object (str as str, bytes as bin)."""
+    data = msgpack.packb(body, use_bin_type=True)
+    return struct.pack(">I", len(data)) + data
+
+
+def raw_frame(data):
+    """A frame around raw body bytes."""
+    return struct.pack(">I", len(data)) + data
+
+
 class ProtocolError(Exception):
-    def __init__(self, code, message):
+    def __init__(self, code, message, reply=None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.reply = reply
 
 
 class Client:
-    """One connection. request() pipelines nothing; send()/reply() do."""
+    """One connection. request() waits for its reply; send()/reply() pipeline.
 
-    def __init__(self, port=None, path=None, hello=None, timeout=10.0):
+    Every frame read is filed: replies (OK/ERROR with a rid) by rid, anything
+    else (pushes, and ERRORs without rid) in self.pushes, in arrival order;
+    self.arrivals records (op, rid or None) of every frame in arrival order.
+    """
+
+    def __init__(self, port=None, path=None, hello=None, timeout=10.0, rcvbuf=None):
         if path:
             self.sock = socket.socket(socket.AF_UNIX)
+        else:
+            self.sock = socket.socket(socket.AF_INET)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        if path:
             self.sock.connect(path)
         else:
-            self.sock = socket.create_connection(("127.0.0.1", port))
+            self.sock.connect(("127.0.0.1", port))
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.settimeout(timeout)
+        self.timeout = timeout
         self.buf = b""
         self.rid = 0
         self.replies = {}
         self.pushes = []
+        self.arrivals = []
         self.closed = False
+        self.hello_reply = None
         if hello is not None:
             self.hello_reply = self.request("HELLO", version=1, **hello)
 
     def close(self):
         self.sock.close()
+
+    # -- sending ---------------------------------------------------------
 
     def send_raw(self, data):
         self.sock.sendall(data)
@@ -85,11 +137,16 @@ class Client:
         return self.rid
 
     def send_msg(self, body):
-        data = msgpack.packb(body, use_bin_type=True)
-        self.sock.sendall(struct.pack(">I", len(data)) + data)
+        self.sock.sendall(frame(body))
 
-    def read_frame(self):
-        """The next frame as a dict, or None at EOF."""
+    # -- reading ---------------------------------------------------------
+
+    def read_frame(self, timeout=None):
+        """The next frame as a dict, or None at EOF (or a reset).
+
+        Raises TimeoutError when nothing whole arrives within timeout
+        (default: the connection's timeout)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             if len(self.buf) >= 4:
                 n = struct.unpack(">I", self.buf[:4])[0]
@@ -97,53 +154,146 @@ class Client:
                     body = self.buf[4:4 + n]
                     self.buf = self.buf[4 + n:]
                     return msgpack.unpackb(body, raw=False)
-            chunk = self.sock.recv(1 << 20)
+            if self.closed:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no frame from the broker in time")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                raise TimeoutError("no frame from the broker in time") from None
+            except ConnectionResetError:
+                chunk = b""
+            self.buf += chunk
             if not chunk:
                 self.closed = True
-                return None
-            self.buf += chunk
+                if len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack(">I", self.buf[:4])[0]:
+                    return None
 
-    def pump(self):
+    def pump(self, timeout=None):
         """Reads one frame and files it as a reply or a push."""
-        m = self.read_frame()
+        m = self.read_frame(timeout)
         if m is None:
             raise ConnectionError("connection closed by the broker")
-        if m.get("op") in ("OK", "ERROR") and "rid" in m:
-            self.replies[m["rid"]] = m
+        rid = m.get("rid") if m.get("op") in ("OK", "ERROR") else None
+        self.arrivals.append((m.get("op"), rid))
+        if rid is not None:
+            self.replies[rid] = m
         else:
             self.pushes.append(m)
         return m
 
-    def reply(self, rid):
-        """The reply to request rid; raises ProtocolError for an ERROR."""
+    def raw_reply(self, rid, timeout=None):
+        """The reply to request rid, OK or ERROR, as a dict."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while rid not in self.replies:
-            self.pump()
-        m = self.replies.pop(rid)
+            self.pump(max(0.0, deadline - time.monotonic()))
+        return self.replies.pop(rid)
+
+    def reply(self, rid, timeout=None):
+        """The reply to request rid; raises ProtocolError for an ERROR."""
+        m = self.raw_reply(rid, timeout)
         if m["op"] == "ERROR":
-            raise ProtocolError(m["code"], m["message"])
+            raise ProtocolError(m["code"], m["message"], m)
         return m
 
+    def has_reply(self, rid):
+        return rid in self.replies
+
     def request(self, op, **fields):
+        """Sends op and waits for its reply (the connection's timeout);
+        raises ProtocolError for an ERROR."""
         return self.reply(self.send(op, **fields))
 
     def error(self, op, **fields):
-        """Sends op; returns the ERROR reply's code (fails if it was OK)."""
-        try:
-            self.request(op, **fields)
-        except ProtocolError as e:
-            return e.code
-        raise AssertionError(f"{op} succeeded; expected an error")
+        """Sends op; returns the ERROR reply (fails if it was OK)."""
+        m = self.raw_reply(self.send(op, **fields))
+        if m["op"] != "ERROR":
+            raise AssertionError(f"{op} succeeded ({m}); expected an error")
+        return m
+
+    def error_code(self, op, **fields):
+        return self.error(op, **fields)["code"]
 
     def push(self, op, timeout=10.0):
         """The next push with this op (others stay queued)."""
         deadline = time.monotonic() + timeout
         while True:
             for i, m in enumerate(self.pushes):
-                if m["op"] == op:
+                if m.get("op") == op:
                     return self.pushes.pop(i)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {op} push")
-            self.pump()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {op} push within {timeout} s")
+            self.pump(left)
+
+    def take_pushes(self, op):
+        """Removes and returns the queued pushes with this op."""
+        got = [m for m in self.pushes if m.get("op") == op]
+        self.pushes = [m for m in self.pushes if m.get("op") != op]
+        return got
+
+    def sync(self):
+        """A PING round trip: every frame the broker sent before answering
+        it has been read and filed when this returns."""
+        self.request("PING")
+
+    def expect_close(self, timeout=5.0):
+        """Reads until EOF; returns the frames read. Fails if the
+        connection is still open after timeout."""
+        frames = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                m = self.read_frame(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise AssertionError(f"the broker did not close the connection; got {frames}")
+            if m is None:
+                return frames
+            frames.append(m)
+
+    def is_open(self):
+        """True if a PING is answered on this connection."""
+        try:
+            self.reply(self.send("PING"), 5)
+            return True
+        except (ConnectionError, OSError):
+            return False
+
+
+class Worker(Client):
+    """A connection that said HELLO as a worker; credits after HELLO."""
+
+    _serial = 0
+
+    def __init__(self, port, queues=("default",), capacity=10, credits=0, worker_id=None,
+                 **extra):
+        Worker._serial += 1
+        self.worker_id = worker_id or f"w{os.getpid()}-{Worker._serial}"
+        hello = {"role": "worker", "worker_id": self.worker_id, "queues": list(queues),
+                 "capacity": capacity, "client": "tridentlib-worker", "host": "testhost",
+                 "pid": os.getpid()}
+        hello.update(extra)
+        super().__init__(port, hello=hello)
+        if credits:
+            self.credit(credits)
+
+    def credit(self, n):
+        return self.request("CREDIT", credits=n)
+
+    def task(self, timeout=10.0):
+        return self.push("TASK", timeout)
+
+    def tasks(self, n, timeout=10.0):
+        return [self.task(timeout) for _ in range(n)]
+
+    def ack(self, task_id, result=b""):
+        return self.request("ACK", id=task_id, result=result)["outcome"]
+
+    def fail(self, task_id, **fields):
+        return self.request("FAIL", id=task_id, **fields)
 
 
 class Redis:
@@ -157,6 +307,8 @@ class Redis:
         self.start()
 
     def start(self):
+        """Starts it (again: same port and directory, so its AOF is loaded)."""
+        fixed = self.port is not None
         for _ in range(5):
             self.port = self.port or free_port()
             self.proc = subprocess.Popen(
@@ -170,7 +322,8 @@ class Redis:
                 pass
             if self.proc.poll() is None:
                 return
-            self.port = None
+            if not fixed:
+                self.port = None
         raise RuntimeError("redis-server would not start")
 
     def ping(self):
@@ -197,66 +350,211 @@ class Redis:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not KEEP:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Broker:
     """A real tridentd; embedded Redis unless redis_url is given."""
 
-    def __init__(self, redis_url=None, args=(), env=None, port=None, data_dir=None):
+    def __init__(self, redis_url=None, args=(), env=None, port=None, data_dir=None,
+                 password=None):
+        self._password = password  # for the readiness check, when set by a file
         self.dir = tempfile.mkdtemp(prefix="trident-broker-")
         self.data_dir = data_dir or os.path.join(self.dir, "data")
+        self.fixed_port = port is not None
         self.port = port or free_port()
         self.redis_url = redis_url
         self.args = list(args)
         self.env = env
         self.log = os.path.join(self.dir, "tridentd.log")
         self.proc = None
+        self.returncode = None
+        self._ctl = None
         self.start()
 
     def start(self):
-        cmd = [binary("server/tridentd"), "--listen", f"127.0.0.1:{self.port}",
-               "--data-dir", self.data_dir, "-vv", *self.args]
-        if self.redis_url:
-            cmd += ["--redis", self.redis_url]
-        env = dict(os.environ)
-        env.update(self.env or {})
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
-        wait_for(self._ready, 20, "tridentd to accept and reach Redis")
+        """Starts it (again: same port and data directory)."""
+        for attempt in range(5):
+            cmd = [binary("server/tridentd"), "--listen", f"127.0.0.1:{self.port}",
+                   "--data-dir", self.data_dir, "-vv", *self.args]
+            if self.redis_url:
+                cmd += ["--redis", self.redis_url]
+            env = dict(os.environ)
+            env.update(self.env or {})
+            with open(self.log, "ab") as log:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                             env=env)
+            self.returncode = None
+            try:
+                wait_for(self._ready, 20, "tridentd to accept and reach Redis")
+                return
+            except RuntimeError:
+                # Another test took the free port between our look and its bind.
+                if self.fixed_port or attempt == 4 or "in use" not in self.log_text():
+                    raise
+                self.port = free_port()
 
     def _ready(self):
         if self.proc.poll() is not None:
             raise RuntimeError(f"tridentd exited with {self.proc.returncode}:\n{self.log_text()}")
         try:
-            c = Client(self.port)
+            c = Client(self.port, timeout=5)
         except OSError:
             return False
         try:
+            hello = {"version": 1, "role": "client"}
+            if self.password():
+                hello["password"] = self.password()
+            c.request("HELLO", **hello)
             c.request("PING")
             c.request("STATS")  # needs Redis
             return True
-        except ProtocolError:
+        except (ProtocolError, ConnectionError, OSError):
             return False
         finally:
             c.close()
 
+    def password(self):
+        return self._password or (self.env or {}).get("TRIDENT_PASSWORD")
+
     def client(self, **hello):
+        """A connection; with keyword arguments, a HELLO with them (version 1)
+        and the broker's password if it has one."""
+        if hello and self.password():
+            hello.setdefault("password", self.password())
         return Client(self.port, hello=hello or None)
 
+    def admin(self):
+        return self.client(role="admin", client="tridentlib-admin")
+
+    def worker(self, **kw):
+        if self.password():
+            kw.setdefault("password", self.password())
+        return Worker(self.port, **kw)
+
+    def ctl(self):
+        """A lasting admin connection for checks (STATS, INFO, GET...)."""
+        if self._ctl is None or self._ctl.closed:
+            self._ctl = self.admin()
+        return self._ctl
+
+    def stats(self, queue=None):
+        fields = {"queue": queue} if queue else {}
+        return self.ctl().request("STATS", **fields)["stats"]
+
+    def queue_stats(self, queue):
+        for q in self.stats(queue)["queues"]:
+            if q["name"] == queue:
+                return q
+        raise AssertionError(f"no queue {queue} in STATS")
+
+    def counters(self):
+        return self.stats()["counters"]
+
+    def errors(self):
+        return self.stats()["errors"]
+
+    def info(self):
+        return self.ctl().request("INFO")["info"]
+
+    def get(self, task_id):
+        return self.ctl().request("GET", id=task_id)
+
     def log_text(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines=80):
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def kill(self):
         self.proc.kill()
         self.proc.wait()
+        self.returncode = self.proc.returncode
+        self._ctl = None
 
     def terminate(self, timeout=30):
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        self.returncode = self.proc.wait(timeout=timeout)
+        return self.returncode
+
+    def sanitizer_report(self):
+        text = self.log_text()
+        for mark in SANITIZER_MARKS:
+            at = text.find(mark)
+            if at >= 0:
+                return text[max(0, at - 200):at + 3000]
+        return None
+
+    def check_clean(self):
+        """Fails unless the broker exited 0 with no sanitizer report."""
+        report = self.sanitizer_report()
+        if report:
+            raise AssertionError(f"tridentd sanitizer report (log {self.log}):\n{report}")
+        if self.returncode not in (0, -signal.SIGKILL):
+            raise AssertionError(f"tridentd exited with {self.returncode} (log {self.log}):\n"
+                                 f"{self.log_tail()}")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.terminate()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """SIGTERM if running; checks a clean exit; removes the directory."""
+        try:
+            if self.proc and self.proc.poll() is None:
+                try:
+                    self.terminate()
+                except subprocess.TimeoutExpired:
+                    self.kill()
+                    raise AssertionError(f"tridentd did not exit within 30 s of SIGTERM:\n"
+                                         f"{self.log_tail()}")
+            elif self.proc:
+                self.returncode = self.proc.returncode
+            self.check_clean()
+        finally:
+            if self._ctl:
+                self._ctl.close()
+            if not KEEP:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class BrokerTest(unittest.TestCase):
+    """Starts processes with cleanups. A broker's exit is checked (0, no
+    sanitizer report) when the test ends; if the test failed, the tail of
+    each broker's log is printed."""
+
+    maxDiff = None
+
+    def start_redis(self, **kw):
+        r = Redis(**kw)
+        self.addCleanup(r.stop)
+        return r
+
+    def start_broker(self, *args, **kw):
+        b = Broker(args=args, **kw)
+        self.addCleanup(self._stop_broker, b)
+        return b
+
+    def _failed(self):
+        outcome = getattr(self, "_outcome", None)
+        return outcome is not None and not getattr(outcome, "success", True)
+
+    def _stop_broker(self, b):
+        if self._failed() or KEEP:
+            sys.stderr.write(f"\n--- tridentd log {b.log} (last lines) ---\n{b.log_tail()}\n---\n")
+        b.stop()
+
+    def track(self, conn):
+        """Closes conn when the test ends."""
+        self.addCleanup(conn.close)
+        return conn
+
+    def assertClosedWith(self, conn, code, timeout=5.0):
+        """The connection gets an ERROR with code (and no rid) and then EOF."""
+        frames = conn.expect_close(timeout)
+        errs = [m for m in frames if m.get("op") == "ERROR"]
+        self.assertTrue(errs, f"no ERROR before the close; got {frames}")
+        self.assertEqual(errs[-1]["code"], code, frames)
+        self.assertEqual(frames[-1], errs[-1], "the closing ERROR must be the last frame")
+        return errs[-1]
