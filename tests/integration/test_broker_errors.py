@@ -290,7 +290,7 @@ class AuthTest(BrokerTest):
         c = self.track(self.b.client())
         for op, fields in [("PING", {}), ("SUBMIT", {"name": "t"}), ("GET", {"id": "x"}),
                            ("STATS", {}), ("INFO", {}), ("CREDIT", {"credits": 1}),
-                           ("PAUSE", {"queue": "q"}), ("FROB", {})]:
+                           ("PAUSE", {"queue": "q"}), ("CANCEL", {"id": "x"})]:
             with self.subTest(op=op):
                 self.assertEqual(c.error_code(op, **fields), "AUTH_REQUIRED")
         # HELLO without a password: AUTH_REQUIRED, the connection stays.

@@ -105,11 +105,15 @@ class Client:
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
-        if path:
-            self.sock.connect(path)
-        else:
-            self.sock.connect(("127.0.0.1", port))
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if path:
+                self.sock.connect(path)
+            else:
+                self.sock.connect(("127.0.0.1", port))
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            self.sock.close()
+            raise
         self.timeout = timeout
         self.buf = b""
         self.rid = 0
