@@ -180,6 +180,19 @@ static int crash(trident_task *t, void *ctx)
     abort();
 }
 
+/* block (test only): sleeps payload ms and ignores cancellation, like a
+ * handler stuck in a call that cannot be interrupted. */
+static int block(trident_task *t, void *ctx)
+{
+    (void)ctx;
+    unsigned long ms = strtoul(trident_task_payload(t, NULL), NULL, 10);
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+    trident_task_set_result(t, "unblocked", 9);
+    return 0;
+}
+
 /* leak (test only): allocates and keeps N MB (payload), touching every
  * page so it counts as resident. */
 static int leak(trident_task *t, void *ctx)
@@ -206,6 +219,7 @@ void registry_add_builtins(trident_registry *r, bool test_handlers)
     trident_register_sync(r, "sha256", sha256, NULL, 0);
     if (test_handlers) {
         trident_register_sync(r, "crash", crash, NULL, 0);
+        trident_register_sync(r, "block", block, NULL, 0);
         trident_register_sync(r, "leak", leak, NULL, 0);
     }
 }

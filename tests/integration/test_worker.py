@@ -1,0 +1,165 @@
+"""trident-worker against a real tridentd (embedded Redis): processes,
+threads, handlers, time limits, cancel, crashes, recycling, shutdown."""
+import glob
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import tridentlib as t  # noqa: E402
+
+
+class Worker:
+    """A real trident-worker, stopped by the PID started here."""
+
+    def __init__(self, broker, *args, processes=2, threads=2):
+        self.dir = tempfile.mkdtemp(prefix="trident-worker-")
+        self.scratch = os.path.join(self.dir, "scratch")
+        os.mkdir(self.scratch)
+        self.log = os.path.join(self.dir, "worker.log")
+        cmd = [t.binary("worker/trident-worker"), "--broker", f"127.0.0.1:{broker.port}",
+               "--processes", str(processes), "--threads", str(threads),
+               "--scratch-root", self.scratch, "-vv", *args]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    def log_text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def terminate(self, timeout=60):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def stats(c):
+    return c.request("STATS")["stats"]
+
+
+def workers(c):
+    return stats(c)["workers"]
+
+
+class WorkerTests(unittest.TestCase):
+    def setUp(self):
+        self.broker = t.Broker(args=["--retry-base", "20ms", "--retry-cap", "100ms"])
+        self.workers = []
+        self.c = self.broker.client()
+
+    def tearDown(self):
+        self.c.close()
+        for w in self.workers:
+            w.stop()
+        self.broker.stop()
+
+    def worker(self, *args, processes=2, threads=2, ready=True):
+        w = Worker(self.broker, *args, processes=processes, threads=threads)
+        self.workers.append(w)
+        if ready:
+            t.wait_for(lambda: len(workers(self.c)) == processes, 20, "worker processes to connect")
+        return w
+
+    def run_task(self, name, payload=b"", **opts):
+        """Submit and wait for the RESULT push."""
+        r = self.c.request("SUBMIT", name=name, payload=payload, push_result=True, **opts)
+        res = self.c.push("RESULT", timeout=30)
+        self.assertEqual(res["id"], r["id"])
+        return res
+
+    def test_echo_and_many_results_in_order_of_submission(self):
+        self.worker()
+        self.assertEqual(self.run_task("echo", b"hello")["result"], b"hello")
+        rids = [self.c.send("SUBMIT", name="sha256", payload=str(i).encode(), push_result=True)
+                for i in range(2000)]
+        ids = {self.c.reply(rid)["id"]: i for i, rid in enumerate(rids)}
+        import hashlib
+        for _ in range(2000):
+            res = self.c.push("RESULT", timeout=30)
+            self.assertEqual(res["state"], "succeeded")
+            want = hashlib.sha256(str(ids[res["id"]]).encode()).hexdigest().encode()
+            self.assertEqual(res["result"], want)
+        # Both processes took part.
+        self.assertTrue(all(w["done"] > 0 for w in workers(self.c)), workers(self.c))
+
+    def test_unknown_name_fails_at_once_without_retry(self):
+        self.worker()
+        res = self.run_task("no_such_handler", max_retries=5)
+        self.assertEqual((res["state"], res["error_code"], res["attempt"]), ("dead", "NO_HANDLER", 1))
+
+    def test_kill9_of_a_child_mid_task_runs_it_again_elsewhere(self):
+        self.worker(processes=2, threads=1)
+        r = self.c.request("SUBMIT", name="sleep", payload=b"1500", push_result=True)
+        busy = t.wait_for(lambda: [w for w in workers(self.c) if w["running"] == 1], 10, "the task to start")
+        os.kill(busy[0]["pid"], signal.SIGKILL)
+        res = self.c.push("RESULT", timeout=30)
+        self.assertEqual((res["id"], res["state"], res["attempt"]), (r["id"], "succeeded", 2))
+
+    def test_a_task_that_crashes_every_child_goes_dead_and_the_worker_keeps_serving(self):
+        self.worker("--test-handlers", processes=2, threads=1)
+        res = self.run_task("crash", max_retries=1)
+        self.assertEqual((res["state"], res["error_code"], res["attempt"]), ("dead", "WORKER_LOST", 2))
+        t.wait_for(lambda: len(workers(self.c)) == 2, 20, "the children to be replaced")
+        self.assertEqual(self.run_task("echo", b"still here")["result"], b"still here")
+
+    def test_sync_time_limit(self):
+        self.worker()
+        res = self.run_task("sleep", b"10000", timeout=200, max_retries=0)
+        self.assertEqual((res["state"], res["error_code"]), ("dead", "TIMEOUT"))
+
+    def test_a_handler_that_ignores_its_time_limit_gets_its_process_replaced(self):
+        self.worker("--test-handlers", "--kill-grace", "200ms", processes=1, threads=1)
+        pid = workers(self.c)[0]["pid"]
+        res = self.run_task("block", b"3000", timeout=100, max_retries=0)
+        self.assertEqual((res["state"], res["error_code"]), ("dead", "TIMEOUT"))
+        t.wait_for(lambda: [w for w in workers(self.c) if w["pid"] != pid], 20, "a new process")
+        self.assertEqual(self.run_task("echo", b"x")["result"], b"x")
+
+    def test_cancel_a_running_task(self):
+        self.worker(processes=1, threads=1)
+        r = self.c.request("SUBMIT", name="sleep", payload=b"20000", push_result=True)
+        t.wait_for(lambda: workers(self.c)[0]["running"] == 1, 10, "the task to start")
+        out = self.c.request("CANCEL", id=r["id"])
+        self.assertEqual((out["outcome"], out["state"]), ("running", "cancelled"))
+        res = self.c.push("RESULT", timeout=10)
+        self.assertEqual(res["state"], "cancelled")
+        # The slot comes free quickly: the sleep handler watches for cancellation.
+        self.assertEqual(self.run_task("echo", b"next")["result"], b"next")
+
+    def test_max_tasks_per_child_recycles_exactly(self):
+        self.worker("--max-tasks-per-child", "5", processes=1, threads=1)
+        seen = {}
+        for i in range(12):
+            self.assertEqual(self.run_task("echo", b"%d" % i)["state"], "succeeded")
+            for w in workers(self.c):
+                seen[w["pid"]] = max(seen.get(w["pid"], 0), w["done"])
+        self.assertGreaterEqual(len(seen), 3)
+        self.assertTrue(all(done <= 5 for done in seen.values()), seen)
+
+    def test_sigterm_finishes_running_tasks(self):
+        w = self.worker(processes=2, threads=2)
+        rids = [self.c.send("SUBMIT", name="sleep", payload=b"300", push_result=True) for _ in range(4)]
+        for rid in rids:
+            self.c.reply(rid)
+        t.wait_for(lambda: sum(x["running"] for x in workers(self.c)) == 4, 10, "4 running tasks")
+        self.assertEqual(w.terminate(), 0)
+        states = [self.c.push("RESULT", timeout=10)["state"] for _ in range(4)]
+        self.assertEqual(states, ["succeeded"] * 4)
+
+    def test_scratch_dir_removed_after_kill9(self):
+        w = self.worker(processes=1, threads=1)
+        dirs = t.wait_for(lambda: glob.glob(os.path.join(w.scratch, "*", "slot-*")), 10, "a scratch dir")
+        pid = workers(self.c)[0]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        t.wait_for(lambda: not os.path.exists(dirs[0]), 10, "the scratch dir to go")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
