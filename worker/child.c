@@ -1,6 +1,7 @@
 #include "child.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "clock.h"
 #include "frame.h"
@@ -37,6 +39,14 @@ typedef struct report {
     bool retryable;
     struct report *next;
 } report;
+
+/* A progress report from any thread, waiting for the loop. */
+typedef struct progress {
+    char *id;
+    char *message;
+    unsigned percent;
+    struct progress *next;
+} progress;
 
 typedef struct child {
     struct event_base *base;
@@ -74,6 +84,9 @@ typedef struct child {
     uint64_t exit_by;        /* monotonic ms: leave even if answers are missing */
     struct event *stop_check;
     struct event *sigterm, *sigint;
+    pthread_mutex_t progress_lock;
+    progress *progress_list;  /* guarded by progress_lock */
+    struct event *progress_ev;
 } child;
 
 static void link_connect(child *ch);
@@ -293,11 +306,50 @@ static void async_done(trident_task *t)
     finished(t->owner, t);
 }
 
+/* progress_cb: any thread. The report is copied onto a locked list and the
+ * loop is woken (the base is made thread-aware at start); the loop sends
+ * the PROGRESS frames, so a task that ends meanwhile is harmless. */
 static void progress_cb(trident_task *t, unsigned percent, const char *message)
 {
-    /* Recorded in the log; sending PROGRESS from executor threads needs a
-     * hand-off to the loop, which is not there yet. */
-    log_debug("task %s: %u%% %s", t->id, percent, message ? message : "");
+    child *ch = t->owner;
+    progress *p = mem_calloc(1, sizeof *p);
+    p->id = mem_strdup(t->id);
+    p->message = mem_strdup(message ? message : "");
+    p->percent = percent;
+    pthread_mutex_lock(&ch->progress_lock);
+    p->next = ch->progress_list;
+    ch->progress_list = p;
+    pthread_mutex_unlock(&ch->progress_lock);
+    event_active(ch->progress_ev, 0, 0);
+}
+
+static void progress_send_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    child *ch = arg;
+    pthread_mutex_lock(&ch->progress_lock);
+    progress *list = ch->progress_list;
+    ch->progress_list = NULL;
+    pthread_mutex_unlock(&ch->progress_lock);
+    while (list) {
+        progress *p = list;
+        list = p->next;
+        if (ch->connected) {
+            proto_msg m;
+            memset(&m, 0, sizeof m);
+            m.op = OP_PROGRESS;
+            m.present = MF_RID | MF_MESSAGE;
+            m.rid = rid_next(ch);
+            m.message = proto_slice_of(p->message);
+            m.task.present = TF_ID | TF_PROGRESS;
+            m.task.id = proto_slice_of(p->id);
+            m.task.progress = p->percent;
+            send_msg(ch, &m);
+        }
+        mem_free(p->id);
+        mem_free(p->message);
+        mem_free(p);
+    }
 }
 
 /* abandon: stop waiting for the handler: report the failure now. Its slot
@@ -710,6 +762,8 @@ int child_main(const child_env *env, void *arg)
         return CHILD_EXIT_START;
     }
     signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads(); /* handlers report progress from executor threads */
+    pthread_mutex_init(&ch.progress_lock, NULL);
     ch.base = event_base_new();
     event_base_priority_init(ch.base, 2);
     ch.pool = pool_new(ch.base, (int)cfg->set->threads, err, sizeof err);
@@ -723,6 +777,7 @@ int child_main(const child_env *env, void *arg)
     ch.flush = event_new(ch.base, -1, 0, flush_cb, &ch);
     event_priority_set(ch.flush, 1);
     ch.stop_check = event_new(ch.base, -1, EV_PERSIST, stop_check_cb, &ch);
+    ch.progress_ev = event_new(ch.base, -1, 0, progress_send_cb, &ch);
     ch.sigterm = evsignal_new(ch.base, SIGTERM, signal_cb, &ch);
     ch.sigint = evsignal_new(ch.base, SIGINT, signal_cb, &ch);
     evsignal_add(ch.sigterm, NULL);
@@ -755,7 +810,9 @@ int child_main(const child_env *env, void *arg)
     }
     if (ch.bev)
         bufferevent_free(ch.bev);
-    struct event *evs[] = { ch.reconnect, ch.heartbeat, ch.flush, ch.stop_check, ch.sigterm, ch.sigint };
+    progress_send_cb(-1, 0, &ch); /* frees what is left */
+    struct event *evs[] = { ch.reconnect, ch.heartbeat, ch.flush, ch.stop_check, ch.sigterm,
+                            ch.sigint, ch.progress_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         event_free(evs[i]);
     event_base_free(ch.base);

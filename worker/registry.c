@@ -134,7 +134,15 @@ static int sleep_ms(trident_task *t, void *ctx)
         return -1;
     }
     struct timespec left = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+    unsigned reported = 0;
     while (left.tv_sec || left.tv_nsec) {
+        /* Progress at each quarter, so GET has something to show. */
+        unsigned long long rest = (unsigned long long)left.tv_sec * 1000 + (unsigned long long)left.tv_nsec / 1000000;
+        unsigned pct = ms ? (unsigned)((ms - rest) * 100 / ms) : 100;
+        if (pct / 25 > reported / 25) {
+            reported = pct;
+            trident_task_progress(t, pct, "sleeping");
+        }
         if (trident_task_cancelled(t)) {
             trident_task_set_error(t, 1, "sleep: cancelled");
             return -1;

@@ -86,8 +86,8 @@ class WorkerTests(unittest.TestCase):
             self.assertEqual(res["state"], "succeeded")
             want = hashlib.sha256(str(ids[res["id"]]).encode()).hexdigest().encode()
             self.assertEqual(res["result"], want)
-        # Both processes took part.
-        self.assertTrue(all(w["done"] > 0 for w in workers(self.c)), workers(self.c))
+        # Both processes took part (their counts come with their heartbeats).
+        t.wait_for(lambda: all(w["done"] > 0 for w in workers(self.c)), 10, "both to report work")
 
     def test_unknown_name_fails_at_once_without_retry(self):
         self.worker()
@@ -132,6 +132,14 @@ class WorkerTests(unittest.TestCase):
         self.assertEqual(res["state"], "cancelled")
         # The slot comes free quickly: the sleep handler watches for cancellation.
         self.assertEqual(self.run_task("echo", b"next")["result"], b"next")
+
+    def test_progress_from_an_executor_thread_shows_in_get(self):
+        self.worker(processes=1, threads=1)
+        r = self.c.request("SUBMIT", name="sleep", payload=b"1200")
+        got = t.wait_for(lambda: (lambda g: g if g.get("progress", 0) >= 25 else None)(
+            self.c.request("GET", id=r["id"])), 10, "progress")
+        self.assertEqual(got["state"], "running")
+        self.assertEqual(got["message"], "sleeping")
 
     def test_max_tasks_per_child_recycles_exactly(self):
         self.worker("--max-tasks-per-child", "5", processes=1, threads=1)
