@@ -370,9 +370,16 @@ static void kill_grace_cb(evutil_socket_t fd, short what, void *arg)
     child *ch = t->owner;
     if (t->phase != TASK_RUNNING)
         return;
+    abandon(ch, t, t->stop_code, stop_message(t));
+    if (t->h->kind != HANDLER_SYNC) {
+        /* An async handler holds no thread: its slot comes back when it
+         * completes at last. */
+        log_warn("task %s (%s) did not stop within the kill grace: failed with %s", t->id,
+                 t->name, errors_name(t->stop_code));
+        return;
+    }
     log_warn("task %s (%s) did not stop within the kill grace: failing it with %s and replacing "
              "this process", t->id, t->name, errors_name(t->stop_code));
-    abandon(ch, t, t->stop_code, stop_message(t));
     begin_stop(ch, CHILD_EXIT_STUCK, "a handler outlived its time limit");
 }
 
@@ -754,7 +761,7 @@ int child_main(const child_env *env, void *arg)
     ch.set = cfg->set;
     ch.queues = cfg->queues;
     ch.reg = cfg->reg;
-    ch.slots = (int)cfg->set->threads;
+    ch.slots = (int)cfg->set->slots;
     proto_limits_default(&ch.limits);
     char err[512];
     if (net_addr_parse(ch.set->broker, 7878, &ch.addr, err, sizeof err) < 0) {
@@ -782,7 +789,8 @@ int child_main(const child_env *env, void *arg)
     ch.sigint = evsignal_new(ch.base, SIGINT, signal_cb, &ch);
     evsignal_add(ch.sigterm, NULL);
     evsignal_add(ch.sigint, NULL);
-    log_info("started: %d threads, broker %s", ch.slots, ch.addr.text);
+    log_info("started: %lld threads, %d slots, broker %s", (long long)cfg->set->threads, ch.slots,
+             ch.addr.text);
     link_connect(&ch);
 
     event_base_dispatch(ch.base);

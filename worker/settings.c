@@ -26,6 +26,9 @@ const config_option worker_settings_table[] = {
       "worker processes to keep running (0: one per CPU)", MS },
     { "threads", CONFIG_INT, O(threads), "4", 1, 1024, 't', 0,
       "executor threads per process: the tasks each process runs at once", MS },
+    { "slots", CONFIG_INT, O(slots), "0", 0, 100000, 0, 0,
+      "tasks a process runs at once (0: one per thread); more than --threads lets async "
+      "handlers run many at once, while extra sync tasks wait for a thread", MS },
     { "queues", CONFIG_LIST, O(queues), "default", 0, 0, 'q', 0,
       "queues to serve: a,b,c in strict order, or a:5,b:1 with weights", MS },
     { "prefetch", CONFIG_INT, O(prefetch), "0", 0, 1024, 0, 0,
@@ -127,6 +130,8 @@ int worker_settings_load(worker_settings *s, worker_queues *q, int argc, char **
         snprintf(err, errlen, "unexpected argument '%s'", res.positional[0]);
         return -1;
     }
+    if (s->slots == 0)
+        s->slots = s->threads;
     if (s->processes == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         s->processes = n > 0 ? n : 1;

@@ -16,6 +16,7 @@ typedef struct worker_settings {
     char *password;
     int64_t processes;        /* 0 = number of CPUs */
     int64_t threads;
+    int64_t slots;            /* tasks a process runs at once; 0 = threads */
     config_list queues;       /* "a", "b" or "a:5", "b:1" (also comma-separated in one value) */
     int64_t prefetch;
     int64_t max_tasks_per_child;

@@ -141,6 +141,21 @@ class WorkerTests(unittest.TestCase):
         self.assertEqual(got["state"], "running")
         self.assertEqual(got["message"], "sleeping")
 
+    def test_plugin_with_a_sync_and_an_async_handler(self):
+        plugin = t.binary("examples/libexample_plugin.so")
+        self.worker("--plugin", plugin, "--slots", "3", "--kill-grace", "200ms", processes=1, threads=1)
+        self.assertEqual(self.run_task("reverse", b"abc\x00d")["result"], b"d\x00cba")
+        # One thread, yet three async tasks run at once: none holds a thread.
+        rids = [self.c.send("SUBMIT", name="later_echo", payload=b"1500:%d" % i, push_result=True)
+                for i in range(3)]
+        for rid in rids:
+            self.c.reply(rid)
+        t.wait_for(lambda: workers(self.c)[0]["running"] == 3, 10, "three tasks running at once")
+        results = sorted(self.c.push("RESULT", timeout=10)["result"] for _ in range(3))
+        self.assertEqual(results, [b"0", b"1", b"2"])
+        res = self.run_task("later_echo", b"5000:late", timeout=100, max_retries=0)
+        self.assertEqual((res["state"], res["error_code"]), ("dead", "TIMEOUT"))
+
     def test_max_tasks_per_child_recycles_exactly(self):
         self.worker("--max-tasks-per-child", "5", processes=1, threads=1)
         seen = {}
