@@ -382,6 +382,7 @@ static void reap_done(void *arg, redisReply *reply)
     b->reap_busy = false;
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
         b->counters.reaped += (uint64_t)reply->integer;
+        b->errors[ERR_WORKER_LOST] += (uint64_t)reply->integer;
         log_info("took back %lld tasks whose worker's lease expired", reply->integer);
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
         log_error("reap script: %s", reply->str);
@@ -418,6 +419,7 @@ static void store_up_cb(void *arg)
 {
     broker *b = arg;
     workers_poll(b);
+    broker_want_flush(b); /* credit granted while Redis was away */
 }
 
 static void store_down_cb(void *arg)
@@ -459,6 +461,14 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     broker *b = arg;
     size_t left = owed(b);
+    if (left && clock_mono_ms() >= b->stopping_at && !b->drain_final) {
+        /* Grace over: GETs still waiting get the state as it is, and a
+         * moment to receive it. */
+        b->drain_final = true;
+        tasks_drain(b);
+        b->stopping_at = clock_mono_ms() + 1000;
+        left = owed(b);
+    }
     if (left == 0 || clock_mono_ms() >= b->stopping_at) {
         if (left)
             log_warn("grace period over with %zu replies still owed; exiting", left);

@@ -80,6 +80,7 @@ typedef struct broker {
     bool promote_busy;          /* a promote script is in flight */
     bool reap_busy;             /* a reap script is in flight */
     bool draining;
+    bool drain_final;           /* the grace ended; last answers going out */
     bool stopping;
     uint64_t stopping_at;       /* monotonic ms: the end of the drain grace */
 

@@ -102,6 +102,10 @@ int main(int argc, char **argv)
 
     event_base_dispatch(base);
 
+    /* Stopping may take a while (the embedded Redis flushes); more stop
+     * signals change nothing now. */
+    sig_ignore(SIGTERM);
+    sig_ignore(SIGINT);
     for (size_t i = 0; i < 4; i++)
         event_free(all[i]);
     broker_free(b);

@@ -157,6 +157,7 @@ static bool view_fill(const redisReply *v, const char *id, size_t idlen, proto_t
     t->max_retries = reply_u64(e[V_MR]);
     t->priority = e[V_PR]->type == REDIS_REPLY_STRING ? strtoll(e[V_PR]->str, NULL, 10) : 0;
     t->created_at = reply_u64(e[V_C]);
+    t->present |= TF_PROGRESS; /* 0 until a PROGRESS says otherwise */
     const struct { int at; uint32_t bit; uint64_t *dst; } nums[] = {
         { V_RA, TF_RUN_AT, &t->run_at }, { V_ST, TF_STARTED_AT, &t->started_at },
         { V_F, TF_FINISHED_AT, &t->finished_at }, { V_PG, TF_PROGRESS, &t->progress },
@@ -240,24 +241,35 @@ static int watch(broker *b, const char *id, size_t idlen, bool mark, store_reply
 
 static void get_timeout(evutil_socket_t fd, short what, void *arg);
 
+/* get_read: the watch reply of a GET. With a wait, x->list is the waiter
+ * registered (unarmed) before the read was sent: a `done` that arrived in
+ * between marked it fired, and it is answered now rather than lost. */
 static void get_read(void *arg, redisReply *reply)
 {
     read_ctx *x = arg;
     broker *b = x->b;
+    waiter *w = x->list;
     b->tasks->in_flight--;
     if (!reply) {
         conn_send_error(x->c, true, x->rid, ERR_UNAVAILABLE, "lost the connection to Redis");
     } else if (reply->type == REDIS_REPLY_ERROR) {
         log_error("watch script: %s", reply->str);
         conn_send_error(x->c, true, x->rid, ERR_INTERNAL, "storage error");
-    } else if (x->wait && reply->type == REDIS_REPLY_ARRAY && reply->elements == V__N &&
+    } else if (w && reply->type == REDIS_REPLY_ARRAY && reply->elements == V__N &&
                !state_final(reply_slice(reply->element[V_S])) && conn_alive(x->c)) {
-        waiter *w = waiter_add(b->tasks, x->c, x->rid, WAIT_GET, x->id, x->idlen);
+        w->armed = true;
         w->timer = evtimer_new(b->base, get_timeout, w);
         struct timeval tv = { (time_t)(x->wait / 1000), (suseconds_t)(x->wait % 1000) * 1000 };
         evtimer_add(w->timer, &tv);
+        if (w->fired)
+            tasks_on_done(b, x->id, x->idlen);
+        w = NULL; /* the waiter lives on */
     } else {
         send_view(x->c, WAIT_GET, x->rid, reply, x->id, x->idlen);
+    }
+    if (w) {
+        waiter_unlink(w);
+        waiter_free(w);
     }
     conn_unref(x->c);
     mem_free(x);
@@ -281,8 +293,16 @@ void tasks_get(broker *b, conn *c, const proto_msg *m)
     const char *id = (const char *)m->task.id.ptr;
     read_ctx *x = read_ctx_new(b, c, m->rid, id, m->task.id.len);
     x->wait = (m->present & MF_WAIT) ? m->wait : 0;
+    if (x->wait) {
+        x->list = waiter_add(b->tasks, c, m->rid, WAIT_GET, id, m->task.id.len);
+        x->list->armed = false;
+    }
     if (watch(b, id, m->task.id.len, x->wait > 0, get_read, x) < 0) {
         conn_send_error(c, true, m->rid, ERR_UNAVAILABLE, "Redis is unreachable");
+        if (x->list) {
+            waiter_unlink(x->list);
+            waiter_free(x->list);
+        }
         conn_unref(c);
         mem_free(x);
         return;
@@ -518,7 +538,7 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
     broker_ok_init(&out, r->rid);
     uint32_t ndup = 0;
     for (uint32_t i = 0; i < r->ntasks; i++)
-        ndup += codes->element[i]->integer == 1;
+        ndup += codes->element[i]->integer >= 1;
     b->counters.submitted += r->ntasks - ndup;
     b->counters.duplicates += ndup;
     proto_slice *ids = NULL;
@@ -530,7 +550,7 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
         for (uint32_t i = 0; i < r->ntasks; i++) {
             int at = 1 + (int)i * SUBMIT_FIELDS;
             ids[i] = (proto_slice){ (const uint8_t *)r->args.argv[at], (uint32_t)r->args.lens[at] };
-            if (codes->element[i]->integer == 1)
+            if (codes->element[i]->integer >= 1)
                 dups[ndup++] = i;
         }
         out.present |= MF_IDS | MF_DUPLICATES;
@@ -540,7 +560,7 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
         out.task.present |= TF_ID;
         out.task.id = (proto_slice){ (const uint8_t *)r->args.argv[1], (uint32_t)r->args.lens[1] };
         out.present |= MF_DUPLICATE;
-        out.duplicate = codes->element[0]->integer == 1;
+        out.duplicate = codes->element[0]->integer >= 1;
     }
     conn_send(r->c, &out);
     mem_free(ids);
@@ -549,7 +569,9 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
         for (uint32_t i = 0; i < r->ntasks; i++) {
             waiter *w = r->waiters[i];
             w->armed = true;
-            if (w->fired) /* finished before our reply: answer it now */
+            /* Finished before our reply, or a duplicate of a final task
+             * (code 2, which no one will publish again): answer it now. */
+            if (w->fired || codes->element[i]->integer == 2)
                 tasks_on_done(b, w->id, w->idlen);
         }
         mem_free(r->waiters);
@@ -671,10 +693,24 @@ void tasks_redis_down(broker *b)
         }
 }
 
+void tasks_drain(broker *b)
+{
+    for (waiter *w = b->tasks->all; w;) {
+        waiter *next = w->all_next;
+        if (w->kind == WAIT_GET && w->armed) {
+            event_del(w->timer);
+            get_timeout(-1, 0, w); /* answers with the state now; frees w */
+        }
+        w = next;
+    }
+}
+
 size_t tasks_busy(const broker *b)
 {
     const struct tasks *t = b->tasks;
     size_t n = t->in_flight;
+    for (const waiter *w = t->all; w; w = w->all_next)
+        n++; /* a RESULT push or a GET reply is owed */
     for (submit_req *r = t->queued; r; r = r->next)
         n++;
     for (submit_req *r = t->full; r; r = r->next)
@@ -700,8 +736,11 @@ static void cancel_done(void *arg, redisReply *reply)
         conn_send_error(x->c, true, x->rid, ERR_NOT_FOUND, "no task %s", x->id);
     } else {
         const char *outcome = reply->element[0]->str, *worker = reply->element[2]->str;
-        if (strcmp(outcome, "final") != 0)
+        bool changed = strcmp(outcome, "final") != 0;
+        if (changed) {
             b->counters.cancelled++;
+            b->errors[ERR_CANCELLED]++;
+        }
         if (strcmp(outcome, "running") == 0 && worker[0]) {
             /* Tell the worker: here if it is connected here, else through
              * the channel every broker hears. */
@@ -725,6 +764,8 @@ static void cancel_done(void *arg, redisReply *reply)
         r.task.id = (proto_slice){ (const uint8_t *)x->id, (uint32_t)x->idlen };
         r.task.state = reply_slice(reply->element[1]);
         conn_send(x->c, &r);
+        if (changed) /* waiters here learn now; elsewhere through P:done */
+            tasks_on_done(b, x->id, x->idlen);
     }
     conn_unref(x->c);
     mem_free(x);
@@ -869,7 +910,7 @@ static void stats_done(void *arg, redisReply *reply)
         row[ncols - 1]->integer ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     }
     proto_pack_str(&pk, "workers");
-    workers_pack_stats(b, &pk);
+    workers_pack_stats(b, &pk, (proto_slice){ (const uint8_t *)x->id, (uint32_t)x->idlen });
     proto_pack_str(&pk, "errors");
     size_t nerr = 0;
     for (int i = 1; i < ERR__COUNT; i++)
@@ -909,7 +950,10 @@ static void stats_done(void *arg, redisReply *reply)
 
 void tasks_stats(broker *b, conn *c, const proto_msg *m)
 {
-    read_ctx *x = read_ctx_new(b, c, m->rid, "", 0);
+    /* The queue filter, if any, travels as the context's id. */
+    bool one = (m->task.present & TF_QUEUE) != 0;
+    read_ctx *x = read_ctx_new(b, c, m->rid, one ? (const char *)m->task.queue.ptr : "",
+                               one ? m->task.queue.len : 0);
     rargs a;
     rargs_init(&a);
     if (m->task.present & TF_QUEUE)

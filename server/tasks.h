@@ -35,7 +35,11 @@ void tasks_on_done(broker *b, const char *id, size_t len);
 void tasks_on_close(broker *b, conn *c);
 /* tasks_redis_down: answer UNAVAILABLE to submissions not yet sent. */
 void tasks_redis_down(broker *b);
-/* tasks_busy: replies this module still owes (for the drain). */
+/* tasks_drain: the drain's grace is over: answer every GET that still
+ * waits with the task's state now. */
+void tasks_drain(broker *b);
+/* tasks_busy: replies this module still owes, waiting GETs and result
+ * pushes included (for the drain). */
 size_t tasks_busy(const broker *b);
 
 #endif

@@ -35,6 +35,7 @@ typedef struct worker {
 typedef struct report {
     conn *c;                /* referenced */
     uint64_t rid;
+    error_code code;        /* FAIL: the task error code */
     char *id;
     size_t idlen;
     rargs fields;           /* the script's fields after the id */
@@ -162,6 +163,7 @@ static void requeue_done(void *arg, redisReply *reply)
     b->workers->in_flight--;
     if (reply && reply->type == REDIS_REPLY_INTEGER) {
         b->counters.requeued += (uint64_t)reply->integer;
+        b->errors[ERR_WORKER_LOST] += (uint64_t)reply->integer;
         if (reply->integer > 0)
             log_info("requeued %lld tasks of a lost worker", reply->integer);
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
@@ -455,6 +457,7 @@ void workers_fail(broker *b, conn *c, const proto_msg *m)
     }
     bool retryable = (m->present & MF_RETRYABLE) ? m->retryable : true;
     report *r = report_new(c, m);
+    r->code = errors_from_name((const char *)code.ptr, code.len);
     rargs_str(&r->fields, w->tag);
     rargs_copy(&r->fields, code.ptr, code.len);
     proto_slice msg = (m->present & MF_MESSAGE) ? m->message : proto_slice_of("");
@@ -480,6 +483,10 @@ void workers_fail(broker *b, conn *c, const proto_msg *m)
 /* ack_one / fail_one: the OK for one report, from its part of the reply. */
 static void ack_one(broker *b, report *r, const redisReply *res)
 {
+    if (res->integer < 0) {
+        conn_send_error(r->c, true, r->rid, ERR_NOT_FOUND, "no task %s (or it expired)", r->id);
+        return;
+    }
     bool stored = res->integer == 1;
     if (stored) {
         b->counters.acked++;
@@ -497,6 +504,12 @@ static void ack_one(broker *b, report *r, const redisReply *res)
 static void fail_one(broker *b, report *r, const redisReply *res)
 {
     const char *outcome = res->element[0]->str;
+    if (strcmp(outcome, "not_found") == 0) {
+        conn_send_error(r->c, true, r->rid, ERR_NOT_FOUND, "no task %s (or it expired)", r->id);
+        return;
+    }
+    if (strcmp(outcome, "duplicate") != 0)
+        b->errors[r->code]++; /* task errors count in STATS too */
     proto_msg out;
     broker_ok_init(&out, r->rid);
     out.present |= MF_OUTCOME;
@@ -626,12 +639,13 @@ static void ok_done(void *arg, redisReply *reply)
     mem_free(x);
 }
 
-static void script_then_ok(broker *b, conn *c, uint64_t rid, script_id id, rargs *a)
+/* script_then: runs script id for request rid; fn answers it. */
+static void script_then(broker *b, conn *c, uint64_t rid, script_id id, rargs *a, store_reply_fn fn)
 {
     reply_ctx *x = mem_malloc(sizeof *x);
     *x = (reply_ctx){ b, c, rid };
     conn_ref(c);
-    if (store_script(b->store, id, a, ok_done, x) == 0) {
+    if (store_script(b->store, id, a, fn, x) == 0) {
         b->workers->in_flight++;
     } else {
         conn_send_error(c, true, rid, ERR_UNAVAILABLE, "Redis is unreachable");
@@ -658,8 +672,21 @@ void workers_heartbeat(broker *b, conn *c, const proto_msg *m)
     proto_slice s;
     while (proto_strs_next(&m->running, &pos, &s) == PROTO_OK)
         rargs_borrow(&a, s.ptr, s.len);
-    script_then_ok(b, c, m->rid, SCRIPT_RENEW, &a);
+    script_then(b, c, m->rid, SCRIPT_RENEW, &a, ok_done);
     rargs_free(&a);
+}
+
+static void progress_done(void *arg, redisReply *reply)
+{
+    reply_ctx *x = arg;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer < 0) {
+        x->b->workers->in_flight--;
+        conn_send_error(x->c, true, x->rid, ERR_NOT_FOUND, "no such task (or it expired)");
+        conn_unref(x->c);
+        mem_free(x);
+        return;
+    }
+    ok_done(arg, reply);
 }
 
 void workers_progress(broker *b, conn *c, const proto_msg *m)
@@ -671,7 +698,7 @@ void workers_progress(broker *b, conn *c, const proto_msg *m)
     rargs_u64(&a, m->task.progress);
     proto_slice msg = (m->present & MF_MESSAGE) ? m->message : proto_slice_of("");
     rargs_borrow(&a, msg.ptr, msg.len);
-    script_then_ok(b, c, m->rid, SCRIPT_PROGRESS, &a);
+    script_then(b, c, m->rid, SCRIPT_PROGRESS, &a, progress_done);
     rargs_free(&a);
 }
 
@@ -699,10 +726,25 @@ void workers_shutdown(broker *b)
         conn_send(w->c, &m);
 }
 
-void workers_pack_stats(broker *b, msgpack_packer *pk)
+static bool serves(const worker *w, proto_slice queue)
 {
-    msgpack_pack_array(pk, b->workers->count);
+    if (!queue.len)
+        return true;
+    for (uint32_t i = 0; i < w->nqueues; i++)
+        if (proto_slice_eq(queue, w->queues[i]))
+            return true;
+    return false;
+}
+
+void workers_pack_stats(broker *b, msgpack_packer *pk, proto_slice queue)
+{
+    size_t n = 0;
+    for (worker *w = b->workers->list; w; w = w->next)
+        n += serves(w, queue);
+    msgpack_pack_array(pk, n);
     for (worker *w = b->workers->list; w; w = w->next) {
+        if (!serves(w, queue))
+            continue;
         const struct { const char *k; const char *s; uint64_t v; } f[] = {
             { "worker_id", w->worker_id, 0 }, { "client", w->c ? w->c->client : "", 0 },
             { "host", w->host, 0 }, { "pid", NULL, w->pid }, { "capacity", NULL, w->capacity },
@@ -710,9 +752,9 @@ void workers_pack_stats(broker *b, msgpack_packer *pk)
             { "running", NULL, hmap_count(w->running) }, { "rss", NULL, w->rss },
             { "done", NULL, w->done }, { "failed", NULL, w->failed },
         };
-        size_t n = sizeof f / sizeof f[0];
-        msgpack_pack_map(pk, n + 1);
-        for (size_t i = 0; i < n; i++) {
+        size_t nf = sizeof f / sizeof f[0];
+        msgpack_pack_map(pk, nf + 1);
+        for (size_t i = 0; i < nf; i++) {
             proto_pack_str(pk, f[i].k);
             if (f[i].s)
                 proto_pack_str(pk, f[i].s);
@@ -730,6 +772,8 @@ size_t workers_busy(const broker *b)
 {
     const struct workers *ws = b->workers;
     size_t n = ws->in_flight;
+    for (worker *w = ws->list; w; w = w->next)
+        n += hmap_count(w->running); /* their results are owed too */
     for (report *r = ws->acks; r; r = r->next)
         n++;
     for (report *r = ws->fails; r; r = r->next)

@@ -47,10 +47,12 @@ void workers_poll(broker *b);
 void workers_cancel_running(broker *b, const char *worker_id, const char *id, size_t idlen);
 /* workers_shutdown: SHUTDOWN to every worker (the broker drains). */
 void workers_shutdown(broker *b);
-/* workers_pack_stats: the `workers` array of STATS. */
-void workers_pack_stats(broker *b, msgpack_packer *pk);
+/* workers_pack_stats: the `workers` array of STATS: those serving queue,
+ * or all when queue is empty. */
+void workers_pack_stats(broker *b, msgpack_packer *pk, proto_slice queue);
 size_t workers_count(const broker *b);
-/* workers_busy: replies this module still owes (for the drain). */
+/* workers_busy: replies this module still owes, and tasks running on
+ * connected workers (for the drain). */
 size_t workers_busy(const broker *b);
 
 #endif

@@ -32,9 +32,11 @@ local function unlink(id, q, s)
     redis.call('ZREM', qkey(q, 'ready'), id)
   elseif s == 'scheduled' then
     redis.call('ZREM', SCHED, id)
+    redis.call('HDEL', tkey(id), 'ra')
     redis.call('HINCRBY', qkey(q, 'm'), 'nsch', -1)
   elseif s == 'retrying' then
     redis.call('ZREM', SCHED, id)
+    redis.call('HDEL', tkey(id), 'ra')
     redis.call('HINCRBY', qkey(q, 'm'), 'nrt', -1)
   elseif s == 'running' then
     redis.call('ZREM', RUNNING, id)

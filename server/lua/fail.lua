@@ -4,8 +4,8 @@
 -- the task goes to its queue's dead set with the error.
 -- ARGV: prefix, now, backoff_base_ms, backoff_cap_ms, n, then per failure:
 -- id, worker, code, message, retryable (1/0), jitter (0..1).
--- Returns per failure {outcome, run_at}: "retry" with when, "dead", or
--- "duplicate".
+-- Returns per failure {outcome, run_at}: "retry" with when, "dead",
+-- "duplicate" (not this worker's current attempt), or "not_found".
 local now = tonumber(ARGV[2])
 local base, cap = tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
@@ -15,7 +15,9 @@ for i = 0, n - 1 do
   local id, worker, code, msg = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local k = tkey(id)
   local s, q, wk, a, mr = unpack(redis.call('HMGET', k, 's', 'q', 'wk', 'a', 'mr'))
-  if s ~= 'running' or wk ~= worker then
+  if not s then
+    out[i + 1] = { 'not_found', 0 }
+  elseif s ~= 'running' or wk ~= worker then
     out[i + 1] = { 'duplicate', 0 }
   else
     unlink(id, q, s)

@@ -3,8 +3,8 @@
 -- fields: id, queue, name, payload, priority, due (0 = ready now),
 -- max_retries, timeout, result_ttl, waiter (1 = a broker waits for it),
 -- max_length (0 = unlimited).
--- Returns per group: an array of 0 (stored) / 1 (duplicate: the id exists)
--- per task, or the string "QUEUE_FULL <queue>" when storing it would take
+-- Returns per group: an array of 0 (stored), 1 (duplicate: the id exists)
+-- or 2 (duplicate, and already final) per task, or the string "QUEUE_FULL <queue>" when storing it would take
 -- a queue past its max_length.
 local now = tonumber(ARGV[2])
 local ngroups = tonumber(ARGV[3])
@@ -40,7 +40,12 @@ for g = 1, ngroups do
       local b = at + i * 11
       if dup[i] then
         res[i + 1] = 1
-        if ARGV[b + 9] == '1' then redis.call('HSET', tkey(ARGV[b]), 'w', '1') end
+        local s = redis.call('HGET', tkey(ARGV[b]), 's')
+        if s and FINAL[s] then
+          res[i + 1] = 2
+        elseif ARGV[b + 9] == '1' then
+          redis.call('HSET', tkey(ARGV[b]), 'w', '1')
+        end
       else
         local id, q, due, prio = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 5]), tonumber(ARGV[b + 4])
         local k = tkey(id)

@@ -374,6 +374,7 @@ class Broker:
         self.log = os.path.join(self.dir, "tridentd.log")
         self.proc = None
         self.returncode = None
+        self.signalled = False  # a SIGTERM or SIGINT was sent: it is draining
         self._ctl = None
         self.start()
 
@@ -390,6 +391,7 @@ class Broker:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                              env=env)
             self.returncode = None
+            self.signalled = False
             try:
                 wait_for(self._ready, 20, "tridentd to accept and reach Redis")
                 return
@@ -481,10 +483,22 @@ class Broker:
         self.returncode = self.proc.returncode
         self._ctl = None
 
-    def terminate(self, timeout=30):
-        self.proc.send_signal(signal.SIGTERM)
+    def signal(self, sig):
+        """Sends sig; after SIGTERM or SIGINT, stop() waits instead of
+        signalling again."""
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            self.signalled = True
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=30):
+        """Waits for the process to exit; returns its exit status."""
         self.returncode = self.proc.wait(timeout=timeout)
         return self.returncode
+
+    def terminate(self, timeout=30):
+        if not self.signalled:
+            self.signal(signal.SIGTERM)
+        return self.wait(timeout)
 
     def sanitizer_report(self):
         text = self.log_text()
@@ -541,8 +555,14 @@ class BrokerTest(unittest.TestCase):
         return b
 
     def _failed(self):
-        outcome = getattr(self, "_outcome", None)
-        return outcome is not None and not getattr(outcome, "success", True)
+        """True if this test (or one of its subtests) has failed so far."""
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        if result is None:
+            return False
+        for test, _ in list(result.failures) + list(result.errors):
+            if test is self or getattr(test, "test_case", None) is self:
+                return True
+        return False
 
     def _stop_broker(self, b):
         if self._failed() or KEEP:
