@@ -25,8 +25,31 @@
 
 typedef struct signals {
     broker *b;
+    int argc;
+    char **argv;
     struct event *term, *intr, *hup, *chld;
 } signals;
+
+/* reload: SIGHUP. Reads the settings again (file, environment, flags) and
+ * applies the reloadable ones: the log file (reopened, so rotation works)
+ * and the verbosity. The others need a restart; a bad file changes nothing. */
+static void reload(signals *s)
+{
+    broker_settings fresh;
+    bool help;
+    char err[1024];
+    log_info("SIGHUP: reloading the settings");
+    if (settings_load(&fresh, s->argc, s->argv, &help, err, sizeof err) < 0) {
+        log_error("SIGHUP: settings not reloaded: %s", err);
+        settings_free(&fresh);
+        return;
+    }
+    log_set_level(log_level_from_verbosity(fresh.verbose));
+    if (log_open(fresh.log_file) < 0) /* opened anew: a rotated file starts over */
+        log_warn("SIGHUP: could not open the log file %s", fresh.log_file);
+    log_info("SIGHUP: log reopened, verbosity %d", fresh.verbose);
+    settings_free(&fresh);
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -39,9 +62,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         broker_drain(s->b);
         break;
     case SIGHUP:
-        log_info("got SIGHUP: reopening the log");
-        if (log_reopen() < 0)
-            log_warn("could not reopen the log file");
+        reload(s);
         break;
     case SIGCHLD:
         broker_reap_children(s->b);
@@ -90,7 +111,7 @@ int main(int argc, char **argv)
         settings_free(&set);
         return EXIT_START;
     }
-    signals s = { .b = b };
+    signals s = { .b = b, .argc = argc, .argv = argv };
     s.term = evsignal_new(base, SIGTERM, on_signal, &s);
     s.intr = evsignal_new(base, SIGINT, on_signal, &s);
     s.hup = evsignal_new(base, SIGHUP, on_signal, &s);

@@ -355,6 +355,25 @@ class SignalTest(BrokerTest):
         wait_for(lambda: "SUBMIT" in read(logfile), 10, "a request logged in the new file")
         self.assertIn("SIGHUP", read(logfile + ".1"))
 
+    def test_sighup_applies_a_new_log_file_from_the_config(self):
+        b = self.start_broker()
+        first, second = os.path.join(b.dir, "first.log"), os.path.join(b.dir, "second.log")
+        conf = os.path.join(b.dir, "tridentd.conf")
+        with open(conf, "w") as f:
+            f.write(f"log-file = {first}\n")
+        b.terminate()
+        b.args += ["--config", conf]
+        b.start()
+        c = self.track(b.client())
+        c.request("PING")
+        with open(conf, "w") as f:
+            f.write(f"log-file = {second}  # moved\n")
+        b.signal(signal.SIGHUP)
+        wait_for(lambda: os.path.exists(second), 10, "the new log file")
+        c.request("SUBMIT", name="after-hup")
+        wait_for(lambda: "SUBMIT" in read(second), 10, "a request logged in the new file")
+        self.assertNotIn("<- SUBMIT", read(first))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
