@@ -1,6 +1,6 @@
 /* exech: the exec handler. See exech.h.
  *
- * One run per program, in a doubly linked list: a worker child runs at most
+ * One run per program, in a singly linked list: a worker child runs at most
  * its slot count of tasks, so a scan by pid or by task is cheaper and
  * simpler than a hash map, and it lets a done callback start new runs while
  * the sweep walks the list.
@@ -76,7 +76,7 @@ typedef struct exech_run {
     bool tail_cut;             /* stderr had more than the tail holds */
     size_t tail_len;
     uint8_t tail[EXECH_TAIL_BYTES];
-    struct exech_run *prev, *next;
+    struct exech_run *next;
 } exech_run;
 
 struct exech {
@@ -94,21 +94,17 @@ struct exech {
 static void run_link(exech *x, exech_run *r)
 {
     r->next = x->runs;
-    if (x->runs)
-        x->runs->prev = r;
     x->runs = r;
     x->nruns++;
 }
 
 static void run_unlink(exech *x, exech_run *r)
 {
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        x->runs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
+    exech_run **p = &x->runs;
+    while (*p != r)
+        p = &(*p)->next;
+    *p = r->next;
+    r->next = NULL;
     x->nruns--;
 }
 
@@ -416,7 +412,7 @@ static void child_exec(pid_t parent, const int fds[3], char *const argv[], char 
 {
     /* Die with the worker child, even by kill -9; if it died already, the
      * request came too late to fire. */
-    if (getppid() != parent)
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
         _exit(127);
     setpgid(0, 0);
     /* Handlers would be reset by exec, but ignored signals (SIGPIPE) and
@@ -578,6 +574,7 @@ void exech_free(exech *x)
         run_unlink(x, r);
         kill(-r->pid, SIGKILL);
         if (!r->reaped) {
+            kill(r->pid, SIGKILL); /* in case it had left its group */
             int st;
             while (waitpid(r->pid, &st, 0) < 0 && errno == EINTR)
                 ;

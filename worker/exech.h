@@ -26,7 +26,9 @@
  * the output read so far and the program's own exit status. A program that
  * leaves its group (setsid) escapes all of this, as it would anywhere.
  * PR_SET_PDEATHSIG kills the program (not its descendants) when the worker
- * child dies, kill -9 included.
+ * child dies, kill -9 included; the kernel ties it to the thread that
+ * forked, which is why programs are started from the loop thread, which
+ * lives as long as the process.
  *
  * Threads: everything here runs on the loop thread of the event_base given
  * to exech_new. The process must ignore SIGPIPE (the worker child does): a

@@ -11,14 +11,17 @@ across brokers); SIGHUP reopens the log.
     TRIDENT_BUILD=build /usr/bin/python3 test_broker_faults.py [-k pattern]
 """
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tridentlib import BrokerTest, Client, ProtocolError, wait_for  # noqa: E402
+from tridentlib import BrokerTest, Client, ProtocolError, free_port, wait_for  # noqa: E402
 
 
 def read(path):
@@ -373,6 +376,55 @@ class SignalTest(BrokerTest):
         c.request("SUBMIT", name="after-hup")
         wait_for(lambda: "SUBMIT" in read(second), 10, "a request logged in the new file")
         self.assertNotIn("<- SUBMIT", read(first))
+
+
+class SentinelTest(BrokerTest):
+    def start_sentinel(self, master_port):
+        d = tempfile.mkdtemp(prefix="trident-sentinel-")
+        self.addCleanup(shutil.rmtree, d, True)
+        port = free_port()
+        conf = os.path.join(d, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write(f"port {port}\nbind 127.0.0.1\ndir {d}\n"
+                    f"sentinel monitor m 127.0.0.1 {master_port} 1\n"
+                    "sentinel down-after-milliseconds m 500\n"
+                    "sentinel failover-timeout m 3000\n")
+        proc = subprocess.Popen(["redis-server", conf, "--sentinel"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def stop():
+            proc.terminate()
+            proc.wait(timeout=10)
+        self.addCleanup(stop)
+        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True,
+                                        text=True).stdout.strip() == "PONG", 10, "the sentinel")
+        return port
+
+    def test_follows_the_master_through_a_failover(self):
+        master = self.start_redis()
+        replica = self.start_redis()
+        replica.command("REPLICAOF", "127.0.0.1", master.port)
+        wait_for(lambda: "master_link_status:up" in replica.command("INFO", "replication"), 10,
+                 "the replica to sync")
+        sport = self.start_sentinel(master.port)
+        # The first sentinel listed is down: the broker asks the next one.
+        b = self.start_broker(redis_url=f"sentinel://127.0.0.1:{free_port()},127.0.0.1:{sport}/m")
+        c = self.track(b.client())
+        tid = c.request("SUBMIT", name="before")["id"]
+        master.command("WAIT", 1, 5000)  # the replica has it
+        master.kill()
+        # Meanwhile submissions get UNAVAILABLE; once the sentinel promoted
+        # the replica, the broker finds it and nothing acknowledged is lost.
+        def submit():
+            try:
+                return c.request("SUBMIT", name="after")["id"]
+            except ProtocolError as e:
+                self.assertEqual(e.code, "UNAVAILABLE")
+                return None
+        wait_for(submit, 30, "the broker to reach the new master")
+        self.assertEqual(c.request("GET", id=tid)["state"], "queued")
+        self.assertIn("master", replica.command("INFO", "replication"))
+        self.assertIn(f"127.0.0.1:{replica.port}", b.log_text())
 
 
 if __name__ == "__main__":
