@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <event2/thread.h>
 
 #include "clock.h"
+#include "exech.h"
 #include "frame.h"
 #include "hmap.h"
 #include "log.h"
@@ -55,6 +57,8 @@ typedef struct child {
     const worker_queues *queues;
     trident_registry *reg;
     pool *pool;
+    exech *exec;             /* programs run by exec handlers */
+    struct event *sigchld;
     proto_limits limits;
 
     net_addr addr;
@@ -309,6 +313,21 @@ static void async_done(trident_task *t)
 /* progress_cb: any thread. The report is copied onto a locked list and the
  * loop is woken (the base is made thread-aware at start); the loop sends
  * the PROGRESS frames, so a task that ends meanwhile is harmless. */
+static void exec_done(trident_task *t, void *arg)
+{
+    finished(arg, t);
+}
+
+static void sigchld_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    child *ch = arg;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        exech_reaped(ch->exec, pid, status);
+}
+
 static void progress_cb(trident_task *t, unsigned percent, const char *message)
 {
     child *ch = t->owner;
@@ -370,6 +389,14 @@ static void kill_grace_cb(evutil_socket_t fd, short what, void *arg)
     child *ch = t->owner;
     if (t->phase != TASK_RUNNING)
         return;
+    if (t->h->kind == HANDLER_EXEC) {
+        /* The program did not stop on SIGTERM: kill its group; its run ends
+         * through exec_done, which reports the TIMEOUT or CANCELLED. */
+        log_warn("task %s (%s): the program did not stop within the kill grace: SIGKILL", t->id,
+                 t->name);
+        exech_signal(ch->exec, t, SIGKILL);
+        return;
+    }
     abandon(ch, t, t->stop_code, stop_message(t));
     if (t->h->kind != HANDLER_SYNC) {
         /* An async handler holds no thread: its slot comes back when it
@@ -391,6 +418,8 @@ static void stop_task(child *ch, trident_task *t, error_code code)
         return;
     t->stop_code = code;
     atomic_store_explicit(&t->cancelled, 1, memory_order_release);
+    if (t->h && t->h->kind == HANDLER_EXEC)
+        exech_signal(ch->exec, t, SIGTERM);
     if (t->timer) {
         event_del(t->timer); /* the deadline, if a cancel came first */
         event_assign(t->timer, ch->base, -1, 0, kill_grace_cb, t);
@@ -458,10 +487,16 @@ static void on_task(child *ch, const proto_msg *m)
     case HANDLER_ASYNC:
         h->async_fn(t, ch->base, h->ctx);
         break;
-    case HANDLER_EXEC:
-        task_fail(t, ERR_NO_HANDLER, false, "exec handlers are not supported by this worker");
-        finished(ch, t);
+    case HANDLER_EXEC: {
+        /* A result must fit a frame with the rest of an ACK. */
+        size_t max_output = ch->limits.max_frame > 65536 ? ch->limits.max_frame - 65536 : 65536;
+        char err[256];
+        if (exech_start(ch->exec, t, h->command, max_output, exec_done, ch, err, sizeof err) < 0) {
+            task_fail(t, ERR_TASK_FAILED, true, err);
+            finished(ch, t);
+        }
         break;
+    }
     }
 }
 
@@ -779,6 +814,9 @@ int child_main(const child_env *env, void *arg)
         event_base_free(ch.base);
         return CHILD_EXIT_START;
     }
+    ch.exec = exech_new(ch.base);
+    ch.sigchld = evsignal_new(ch.base, SIGCHLD, sigchld_cb, &ch);
+    evsignal_add(ch.sigchld, NULL);
     ch.reconnect = evtimer_new(ch.base, reconnect_cb, &ch);
     ch.heartbeat = event_new(ch.base, -1, EV_PERSIST, heartbeat_cb, &ch);
     ch.flush = event_new(ch.base, -1, 0, flush_cb, &ch);
@@ -818,9 +856,10 @@ int child_main(const child_env *env, void *arg)
     }
     if (ch.bev)
         bufferevent_free(ch.bev);
+    exech_free(ch.exec); /* kills and reaps programs still running */
     progress_send_cb(-1, 0, &ch); /* frees what is left */
     struct event *evs[] = { ch.reconnect, ch.heartbeat, ch.flush, ch.stop_check, ch.sigterm,
-                            ch.sigint, ch.progress_ev };
+                            ch.sigint, ch.progress_ev, ch.sigchld };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         event_free(evs[i]);
     event_base_free(ch.base);

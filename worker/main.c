@@ -82,10 +82,11 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < set.plugin.n; i++)
         if (load_plugin(reg, set.plugin.items[i]) < 0)
             goto out;
-    if (set.exec.n > 0) {
-        log_error("--exec: exec handlers are not supported by this version of trident-worker");
-        goto out;
-    }
+    for (size_t i = 0; i < set.exec.n; i++)
+        if (registry_add_exec(reg, set.exec.items[i], err, sizeof err) < 0) {
+            log_error("%s", err);
+            goto out;
+        }
     child_config cfg = { &set, &queues, reg };
     supervisor_opts o = { .processes = (int)set.processes, .grace_ms = set.grace + set.kill_grace + 5000,
                           .scratch_root = set.scratch_root, .child_main = child_main, .arg = &cfg };

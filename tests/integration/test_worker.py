@@ -156,6 +156,28 @@ class WorkerTests(unittest.TestCase):
         res = self.run_task("later_echo", b"5000:late", timeout=100, max_retries=0)
         self.assertEqual((res["state"], res["error_code"]), ("dead", "TIMEOUT"))
 
+    def test_exec_handlers_run_programs(self):
+        upper = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "exec", "upper.py")
+        self.worker("--exec", f"upper=/usr/bin/python3 {os.path.abspath(upper)}",
+                    "--exec", "slow=sleep 30", "--exec", "stubborn=trap '' TERM; sleep 30",
+                    "--kill-grace", "300ms", processes=1, threads=2)
+        self.assertEqual(self.run_task("upper", b"hello \xc3\xa9t\xc3\xa9")["result"],
+                         "HELLO \u00c9T\u00c9".encode())
+        res = self.run_task("upper", b"", max_retries=0)
+        self.assertEqual((res["state"], res["error_code"]), ("dead", "TASK_FAILED"))
+        self.assertIn("exited with status 3", res["error"])
+        # A time limit: SIGTERM to the program's group; one that ignores it
+        # is killed after the kill grace. Either way: TIMEOUT.
+        for name in ("slow", "stubborn"):
+            res = self.run_task(name, timeout=200, max_retries=0)
+            self.assertEqual((res["state"], res["error_code"]), ("dead", "TIMEOUT"), name)
+        # Cancel of a running program.
+        r = self.c.request("SUBMIT", name="slow", push_result=True)
+        t.wait_for(lambda: workers(self.c)[0]["running"] == 1, 10, "the program to start")
+        self.assertEqual(self.c.request("CANCEL", id=r["id"])["outcome"], "running")
+        self.assertEqual(self.c.push("RESULT", timeout=10)["state"], "cancelled")
+        self.assertEqual(self.run_task("upper", b"ok")["result"], b"OK")
+
     def test_max_tasks_per_child_recycles_exactly(self):
         self.worker("--max-tasks-per-child", "5", processes=1, threads=1)
         seen = {}
