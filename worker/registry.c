@@ -1,6 +1,7 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +216,10 @@ static int leak(trident_task *t, void *ctx)
         return -1;
     }
     memset(mem, 0x5a, mb << 20);
+    /* Chained onto a process-wide list, so that the compiler cannot drop
+     * the allocation as unused: the one global here, test-only. */
+    static _Atomic(void *) kept;
+    *(void **)mem = atomic_exchange(&kept, (void *)mem);
     trident_task_set_result(t, "leaked", 6);
     return 0; /* never freed: that is the point */
 }

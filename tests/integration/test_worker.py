@@ -178,6 +178,47 @@ class WorkerTests(unittest.TestCase):
         self.assertEqual(self.c.push("RESULT", timeout=10)["state"], "cancelled")
         self.assertEqual(self.run_task("upper", b"ok")["result"], b"OK")
 
+    def test_max_memory_per_child_recycles_a_leaking_process(self):
+        self.worker("--test-handlers", "--max-memory-per-child", "64M", processes=1, threads=1)
+        pid = workers(self.c)[0]["pid"]
+        self.assertEqual(self.run_task("leak", b"100")["state"], "succeeded")
+        t.wait_for(lambda: [w for w in workers(self.c) if w["pid"] != pid], 20, "a fresh process")
+        self.assertEqual(self.run_task("echo", b"x")["result"], b"x")
+
+    def test_sighup_rolling_restart_under_load_loses_nothing(self):
+        w = self.worker(processes=2, threads=2)
+        old = {x["pid"] for x in workers(self.c)}
+        rids = [self.c.send("SUBMIT", name="sleep", payload=b"20", push_result=True) for _ in range(200)]
+        for rid in rids:
+            self.c.reply(rid)
+        for i in range(200):
+            if i == 40:
+                w.proc.send_signal(signal.SIGHUP)
+            self.assertEqual(self.c.push("RESULT", timeout=30)["state"], "succeeded")
+        t.wait_for(lambda: {x["pid"] for x in workers(self.c)}.isdisjoint(old), 20, "new processes")
+
+    def test_results_reach_a_restarted_broker(self):
+        self.worker(processes=1, threads=1)
+        r = self.c.request("SUBMIT", name="sleep", payload=b"1500")
+        t.wait_for(lambda: workers(self.c)[0]["running"] == 1, 10, "the task to start")
+        self.c.close()
+        self.broker.kill()
+        self.broker.start()  # same port and data dir: the embedded Redis's AOF is back
+        self.c = self.broker.client()
+        got = t.wait_for(lambda: (lambda g: g if g["state"] == "succeeded" else None)(
+            self.c.request("GET", id=r["id"])), 20, "the result delivered after the reconnect")
+        self.assertEqual((got["result"], got["attempt"]), (b"1500", 1))
+
+    def test_a_long_task_does_not_hold_short_ones_hostage(self):
+        self.worker(processes=2, threads=1)
+        long = self.c.request("SUBMIT", name="sleep", payload=b"3000", push_result=True)["id"]
+        t.wait_for(lambda: sum(w["running"] for w in workers(self.c)) == 1, 10, "the long task to start")
+        short = {self.c.request("SUBMIT", name="echo", payload=b"%d" % i, push_result=True)["id"]
+                 for i in range(5)}
+        done = [self.c.push("RESULT", timeout=30)["id"] for _ in range(6)]
+        self.assertEqual(set(done[:5]), short)
+        self.assertEqual(done[5], long)
+
     def test_max_tasks_per_child_recycles_exactly(self):
         self.worker("--max-tasks-per-child", "5", processes=1, threads=1)
         seen = {}
