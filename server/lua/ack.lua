@@ -10,16 +10,20 @@ local out = {}
 for i = 0, n - 1 do
   local id, result = ARGV[4 + i * 2], ARGV[5 + i * 2]
   local k = tkey(id)
-  local s, q = unpack(redis.call('HMGET', k, 's', 'q'))
+  local s, q, w, ttl = unpack(redis.call('HMGET', k, 's', 'q', 'w', 'ttl'))
   if not s then
     out[i + 1] = -1
   elseif FINAL[s] then
     out[i + 1] = 0
   else
+    -- finish() inlined: this is the hot path, one command saved is many.
     unlink(id, q, s)
-    redis.call('HSET', k, 'r', result)
-    redis.call('HDEL', k, 'ec', 'em')
-    finish(id, q, 'succeeded', now, 'ok')
+    redis.call('HSET', k, 's', 'succeeded', 'f', now, 'r', result)
+    redis.call('HDEL', k, 'wk', 'ec', 'em')
+    redis.call('HINCRBY', qkey(q, 'm'), 'ok', 1)
+    if w == '1' then redis.call('PUBLISH', P .. ':done', id) end
+    ttl = tonumber(ttl)
+    if ttl > 0 then redis.call('PEXPIRE', k, ttl) else redis.call('DEL', k) end
     out[i + 1] = 1
   end
 end

@@ -52,14 +52,15 @@ local function finish(id, q, state, now, counter)
   redis.call('HSET', k, 's', state, 'f', now)
   redis.call('HDEL', k, 'wk')
   redis.call('HINCRBY', qkey(q, 'm'), counter, 1)
-  if redis.call('HGET', k, 'w') == '1' then
+  local w, ttl = unpack(redis.call('HMGET', k, 'w', 'ttl'))
+  if w == '1' then
     redis.call('PUBLISH', P .. ':done', id)
   end
   if state == 'dead' then
     redis.call('ZADD', qkey(q, 'dead'), now, id)
     return
   end
-  local ttl = tonumber(redis.call('HGET', k, 'ttl'))
+  ttl = tonumber(ttl)
   if ttl > 0 then redis.call('PEXPIRE', k, ttl) else redis.call('DEL', k) end
 end
 

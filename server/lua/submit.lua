@@ -11,6 +11,7 @@ local ngroups = tonumber(ARGV[3])
 local at = 4
 local out = {}
 local ready = {}
+local known = {}  -- queues already added to the queue set by this call
 for g = 1, ngroups do
   local n = tonumber(ARGV[at])
   at = at + 1
@@ -49,16 +50,20 @@ for g = 1, ngroups do
       else
         local id, q, due, prio = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 5]), tonumber(ARGV[b + 4])
         local k = tkey(id)
+        local scheduled = due > now
         redis.call('HSET', k, 'q', q, 'n', ARGV[b + 2], 'p', ARGV[b + 3], 'pr', prio,
-                   'a', 0, 'mr', ARGV[b + 6], 'to', ARGV[b + 7], 'ttl', ARGV[b + 8], 'c', now)
+                   'a', 0, 'mr', ARGV[b + 6], 'to', ARGV[b + 7], 'ttl', ARGV[b + 8], 'c', now,
+                   's', scheduled and 'scheduled' or 'queued')
         if ARGV[b + 9] == '1' then redis.call('HSET', k, 'w', '1') end
-        redis.call('SADD', QUEUES, q)
-        if due > now then
-          redis.call('HSET', k, 's', 'scheduled', 'ra', due)
+        if not known[q] then
+          redis.call('SADD', QUEUES, q)
+          known[q] = true
+        end
+        if scheduled then
+          redis.call('HSET', k, 'ra', due)
           redis.call('ZADD', SCHED, due, id)
           redis.call('HINCRBY', qkey(q, 'm'), 'nsch', 1)
         else
-          redis.call('HSET', k, 's', 'queued')
           push_ready(q, id, prio, false)
           ready[q] = true
         end
