@@ -4,6 +4,9 @@
  * the broker (an embedded redis-server unless --redis is given) and runs
  * one event loop until SIGTERM or SIGINT, which drain it.
  *
+ * Under systemd it reports READY=1 once it accepts connections, RELOADING=1
+ * and READY=1 around a SIGHUP, STOPPING=1 when it starts to drain.
+ *
  * Exit codes: 0 after a clean drain, or after --help / --version;
  * 1 when it cannot start (bad settings, a port in use, Redis missing);
  * 2 for a usage error.
@@ -11,8 +14,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
+#include <systemd/sd-daemon.h>
 
 #include "broker.h"
 #include "log.h"
@@ -59,10 +64,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     case SIGTERM:
     case SIGINT:
         log_info("got %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        sd_notify(0, "STOPPING=1");
         broker_drain(s->b);
         break;
     case SIGHUP:
+        sd_notify(0, "RELOADING=1");
         reload(s);
+        sd_notify(0, "READY=1");
         break;
     case SIGCHLD:
         broker_reap_children(s->b);
@@ -120,6 +128,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < 4; i++)
         evsignal_add(all[i], NULL);
     log_info("tridentd %s ready (node %s)", TRIDENT_VERSION, b->node);
+    /* Under systemd (Type=notify): start returns once we accept connections. */
+    sd_notifyf(0, "READY=1\nSTATUS=accepting on %s\nMAINPID=%d", set.listen.items[0], (int)getpid());
 
     event_base_dispatch(base);
 

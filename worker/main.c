@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "child.h"
 #include "log.h"
 #include "registry.h"
@@ -43,6 +45,13 @@ static int load_plugin(trident_registry *reg, const char *path)
     }
     log_info("plugin %s: %zu handlers", path, registry_count(reg) - before);
     return 0; /* the object stays loaded for the life of the process */
+}
+
+/* notify: the supervisor's hook to systemd (Type=notify); a no-op outside it. */
+static void notify(const char *state, void *arg)
+{
+    (void)arg;
+    sd_notify(0, state);
 }
 
 int main(int argc, char **argv)
@@ -89,7 +98,8 @@ int main(int argc, char **argv)
         }
     child_config cfg = { &set, &queues, reg };
     supervisor_opts o = { .processes = (int)set.processes, .grace_ms = set.grace + set.kill_grace + 5000,
-                          .scratch_root = set.scratch_root, .child_main = child_main, .arg = &cfg };
+                          .scratch_root = set.scratch_root, .child_main = child_main, .arg = &cfg,
+                          .notify = notify };
     log_info("trident-worker %s: %d processes x %lld threads, broker %s", TRIDENT_VERSION,
              o.processes, (long long)set.threads, set.broker);
     rc = supervisor_run(&o);

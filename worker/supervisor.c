@@ -641,6 +641,8 @@ static void sup_terminate(supervisor *s, uint64_t now)
     bool quit = sup_take(SUP_QUIT);
     bool term = sup_take(SUP_TERM);
     bool intr = sup_take(SUP_INT);
+    if ((quit || term || intr) && s->mode == SUP_RUNNING && s->opts->notify)
+        s->opts->notify("STOPPING=1", s->opts->notify_arg);
     if (quit && s->mode != SUP_FAST) {
         log_info("SIGQUIT: killing %d children", s->nchildren);
         s->mode = SUP_FAST;
@@ -807,6 +809,8 @@ int supervisor_run(const supervisor_opts *o)
             slot++;
         if (slot == s.want) {
             log_info("supervising %d children", s.want);
+            if (o->notify)
+                o->notify("READY=1", o->notify_arg);
             sup_loop(&s);
             log_info("stopped");
             rc = SUPERVISOR_EXIT_OK;

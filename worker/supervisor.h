@@ -76,6 +76,10 @@ typedef struct supervisor_opts {
                                   directory under it; NULL: $TMPDIR, or /tmp */
     child_main_fn child_main;
     void *arg;                 /* passed to child_main */
+    /* notify: optional; told "READY=1" once the first children are started
+     * and "STOPPING=1" when a stop begins (for sd_notify). */
+    void (*notify)(const char *state, void *arg);
+    void *notify_arg;
 } supervisor_opts;
 
 /* supervisor_run: starts o->processes children and supervises them until
