@@ -179,6 +179,10 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
     child *ch = arg;
     if (!ch->connected)
         return;
+    /* Outcomes the broker could not store (its Redis was away) go again. */
+    for (report *r = ch->reports; r; r = r->next)
+        if (r->rid == 0)
+            send_report(ch, r);
     size_t n = 0;
     for (trident_task *t = ch->tasks; t; t = t->next)
         n += t->phase == TASK_RUNNING;
@@ -535,7 +539,7 @@ static void answered(child *ch, uint64_t rid, const proto_msg *m)
         if (r->rid != rid)
             continue;
         if (m->op == OP_ERROR && (proto_slice_eq(m->code, "UNAVAILABLE") || proto_slice_eq(m->code, "INTERNAL"))) {
-            r->rid = 0; /* not stored: send it again after a while (next reconnect or heartbeat) */
+            r->rid = 0; /* not stored: sent again with the next heartbeat */
             return;
         }
         if (m->op == OP_ERROR)
