@@ -11,6 +11,7 @@ packages=(
   check                                   # unit tests
   redis-server redis-tools                # the store, and for the tests
   python3 python3-msgpack                 # interop tests
+  python3-yaml systemd                    # deploy tests: compose file, systemd-analyze verify
   clang libclang-rt-14-dev                # fuzz build: -fsanitize=fuzzer needs the runtime,
                                           # which clang only recommends
 )

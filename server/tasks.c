@@ -28,6 +28,7 @@ typedef struct waiter {
     uint64_t rid;             /* WAIT_GET: the request to answer */
     waiter_kind kind;
     bool armed;               /* WAIT_RESULT: the SUBMIT reply went out */
+    bool answering;           /* in a list whose read is in flight: that read frees it */
     bool fired;               /* done before it was armed */
     struct event *timer;      /* WAIT_GET: the end of the wait */
     struct waiter *next;      /* same task */
@@ -374,6 +375,7 @@ void tasks_on_done(broker *b, const char *id, size_t len)
         if (w->armed) {
             if (w->timer)
                 event_del(w->timer);
+            w->answering = true;
             w->next = ready, ready = w;
         } else {
             w->fired = true;
@@ -395,8 +397,8 @@ void tasks_on_close(broker *b, conn *c)
     for (waiter *w = t->all; w;) {
         waiter *next = w->all_next;
         /* Unarmed result waiters belong to a submission still in flight,
-         * which frees them itself. */
-        if (w->c == c && w->armed) {
+         * answering ones to a read in flight: those free them. */
+        if (w->c == c && w->armed && !w->answering) {
             waiter_unlink(w);
             waiter_free(w);
         }
@@ -697,7 +699,7 @@ void tasks_drain(broker *b)
 {
     for (waiter *w = b->tasks->all; w;) {
         waiter *next = w->all_next;
-        if (w->kind == WAIT_GET && w->armed) {
+        if (w->kind == WAIT_GET && w->armed && !w->answering) {
             event_del(w->timer);
             get_timeout(-1, 0, w); /* answers with the state now; frees w */
         }

@@ -96,6 +96,7 @@ typedef struct child {
 static void link_connect(child *ch);
 static void maybe_exit(child *ch);
 static void begin_stop(child *ch, int code, const char *why);
+static void lost(child *ch, const char *why);
 
 /* ------------------------------------------------------------------------
  * Sending
@@ -569,8 +570,7 @@ static void on_message(child *ch, const proto_msg *m)
             } else {
                 log_error("the broker refused HELLO: %.*s: %.*s", (int)m->code.len,
                           (const char *)m->code.ptr, (int)m->message.len, (const char *)m->message.ptr);
-                bufferevent_free(ch->bev), ch->bev = NULL;
-                link_connect(ch); /* with backoff */
+                lost(ch, "HELLO refused"); /* reconnects with the backoff */
             }
             return;
         }

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -15,7 +16,7 @@ import tridentlib as t  # noqa: E402
 class Worker:
     """A real trident-worker, stopped by the PID started here."""
 
-    def __init__(self, broker, *args, processes=2, threads=2):
+    def __init__(self, broker, *args, processes=2, threads=2, env=None):
         self.dir = tempfile.mkdtemp(prefix="trident-worker-")
         self.scratch = os.path.join(self.dir, "scratch")
         os.mkdir(self.scratch)
@@ -23,8 +24,11 @@ class Worker:
         cmd = [t.binary("worker/trident-worker"), "--broker", f"127.0.0.1:{broker.port}",
                "--processes", str(processes), "--threads", str(threads),
                "--scratch-root", self.scratch, "-vv", *args]
+        full_env = dict(os.environ)
+        full_env.update(env or {})
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=full_env)
 
     def log_text(self):
         with open(self.log, errors="replace") as f:
@@ -33,6 +37,14 @@ class Worker:
     def terminate(self, timeout=60):
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
+
+    def sanitizer_report(self):
+        text = self.log_text()
+        for mark in t.SANITIZER_MARKS:
+            at = text.find(mark)
+            if at >= 0:
+                return text[max(0, at - 200):at + 3000]
+        return None
 
     def stop(self):
         if self.proc.poll() is None:
@@ -48,6 +60,14 @@ def workers(c):
     return stats(c)["workers"]
 
 
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class WorkerTests(unittest.TestCase):
     def setUp(self):
         self.broker = t.Broker(args=["--retry-base", "20ms", "--retry-cap", "100ms"])
@@ -60,8 +80,8 @@ class WorkerTests(unittest.TestCase):
             w.stop()
         self.broker.stop()
 
-    def worker(self, *args, processes=2, threads=2, ready=True):
-        w = Worker(self.broker, *args, processes=processes, threads=threads)
+    def worker(self, *args, processes=2, threads=2, ready=True, env=None):
+        w = Worker(self.broker, *args, processes=processes, threads=threads, env=env)
         self.workers.append(w)
         if ready:
             t.wait_for(lambda: len(workers(self.c)) == processes, 20, "worker processes to connect")
@@ -245,6 +265,152 @@ class WorkerTests(unittest.TestCase):
         pid = workers(self.c)[0]["pid"]
         os.kill(pid, signal.SIGKILL)
         t.wait_for(lambda: not os.path.exists(dirs[0]), 10, "the scratch dir to go")
+
+    # -- queues ------------------------------------------------------------
+
+    def submit_to(self, queue, n, name="echo"):
+        """n tasks pipelined into queue; returns {id: queue}."""
+        rids = [self.c.send("SUBMIT", name=name, queue=queue, payload=b"%d" % i, push_result=True)
+                for i in range(n)]
+        return {self.c.reply(rid)["id"]: queue for rid in rids}
+
+    def test_queues_in_strict_order(self):
+        # b's tasks are older: only the order of --queues puts a's first.
+        where = self.submit_to("b", 10)
+        where.update(self.submit_to("a", 10))
+        self.worker("--queues", "a,b", processes=1, threads=1)
+        taken = [where[self.c.push("RESULT", timeout=30)["id"]] for _ in range(20)]
+        self.assertEqual(taken, ["a"] * 10 + ["b"] * 10)
+
+    def test_queue_weights(self):
+        # Both queues hold more than the 100 tasks counted, so both have
+        # tasks ready throughout; one slot takes them one at a time.
+        where = self.submit_to("b", 120)
+        where.update(self.submit_to("a", 120))
+        self.worker("--queues", "a:3,b:1", processes=1, threads=1)
+        taken = [where[self.c.push("RESULT", timeout=30)["id"]] for _ in range(100)]
+        share = taken.count("a") / len(taken)
+        self.assertTrue(0.6 <= share <= 0.9, f"share from a: {share} ({''.join(taken)})")
+
+    # -- supervisor signals ------------------------------------------------
+
+    def test_sigquit_kills_the_children_and_the_broker_requeues_their_tasks(self):
+        w = self.worker(processes=2, threads=1)
+        pids = [x["pid"] for x in workers(self.c)]
+        ids = [self.c.request("SUBMIT", name="sleep", payload=b"5000", push_result=True,
+                              max_retries=3)["id"] for _ in range(2)]
+        t.wait_for(lambda: sum(x["running"] for x in workers(self.c)) == 2, 10, "2 running tasks")
+        start = time.monotonic()
+        w.proc.send_signal(signal.SIGQUIT)
+        rc = w.proc.wait(timeout=20)
+        took = time.monotonic() - start
+        self.assertGreaterEqual(rc, 0, "the supervisor must handle SIGQUIT, not die of it")
+        self.assertLess(took, 2.5, "SIGQUIT waited for the running tasks")
+        self.assertEqual([p for p in pids if alive(p)], [], "children outlived the supervisor")
+        self.assertNotIn("exiting (", w.log_text(), "a child stopped gracefully")
+        t.wait_for(lambda: workers(self.c) == [], 5, "the connections to close")
+        for task_id in ids:
+            got = self.c.request("GET", id=task_id)
+            self.assertIn(got["state"], ("retrying", "queued"), got)
+            self.assertEqual((got["attempt"], got["error_code"]), (1, "WORKER_LOST"), got)
+        self.worker(processes=2, threads=1)
+        done = {}
+        for _ in range(2):
+            res = self.c.push("RESULT", timeout=30)
+            done[res["id"]] = (res["state"], res["attempt"], res.get("result"))
+        self.assertEqual(done, {i: ("succeeded", 2, b"5000") for i in ids})
+        self.assertIsNone(w.sanitizer_report(), w.sanitizer_report())
+
+    def test_sigttin_adds_a_child_and_sigttou_removes_one(self):
+        w = self.worker(processes=2, threads=1)
+        before = {x["pid"] for x in workers(self.c)}
+        w.proc.send_signal(signal.SIGTTIN)
+        t.wait_for(lambda: len(workers(self.c)) == 3, 20, "a third process")
+        added = {x["pid"] for x in workers(self.c)} - before
+        self.assertEqual(len(added), 1)
+        extra = added.pop()
+        w.proc.send_signal(signal.SIGTTOU)
+        t.wait_for(lambda: len(workers(self.c)) == 2, 20, "back to two processes")
+        # The one given up is the slot added last; it is not replaced.
+        t.wait_for(lambda: not alive(extra), 20, "the third process to exit")
+        self.assertEqual(self.run_task("echo", b"x")["result"], b"x")
+        self.assertEqual({x["pid"] for x in workers(self.c)}, before)
+        self.assertEqual(w.terminate(), 0)
+
+    def test_sigterm_hands_back_tasks_that_outlast_the_grace(self):
+        w = self.worker("--test-handlers", "--grace", "300ms", processes=1, threads=2)
+        ids = [self.c.request("SUBMIT", name="block", payload=b"5000", push_result=True,
+                              max_retries=3)["id"] for _ in range(2)]
+        t.wait_for(lambda: workers(self.c)[0]["running"] == 2, 10, "2 running tasks")
+        start = time.monotonic()
+        self.assertEqual(w.terminate(timeout=20), 0)
+        self.assertLess(time.monotonic() - start, 3.0, "the worker waited past its grace")
+        for task_id in ids:
+            got = self.c.request("GET", id=task_id)
+            self.assertIn(got["state"], ("retrying", "queued"), got)
+            self.assertEqual((got["attempt"], got["error_code"]), (1, "TASK_FAILED"), got)
+            self.assertIn("stopped", got["error"])
+        self.assertIsNone(w.sanitizer_report(), w.sanitizer_report())
+        self.worker("--test-handlers", processes=1, threads=2)
+        done = {}
+        for _ in range(2):
+            res = self.c.push("RESULT", timeout=30)
+            done[res["id"]] = (res["state"], res["attempt"], res.get("result"))
+        self.assertEqual(done, {i: ("succeeded", 2, b"unblocked") for i in ids})
+
+    # -- cancel of an async task -------------------------------------------
+
+    def test_cancel_a_running_async_task_frees_its_slot_when_the_handler_completes(self):
+        plugin = t.binary("examples/libexample_plugin.so")
+        self.worker("--plugin", plugin, "--kill-grace", "200ms", processes=1, threads=1)
+        start = time.monotonic()
+        r = self.c.request("SUBMIT", name="later_echo", payload=b"5000:x", push_result=True)
+        t.wait_for(lambda: workers(self.c)[0]["running"] == 1, 10, "the task to start")
+        out = self.c.request("CANCEL", id=r["id"])
+        self.assertEqual((out["outcome"], out["state"]), ("running", "cancelled"))
+        self.assertEqual(self.c.push("RESULT", timeout=10)["state"], "cancelled")
+        # The worker's FAIL (CANCELLED) comes after the kill grace, not after
+        # the 5 s of the handler's timer; the task being final already, the
+        # broker drops it as a duplicate.
+        t.wait_for(lambda: stats(self.c)["counters"]["duplicates_dropped"] == 1, 10,
+                   "the worker to report the cancelled task")
+        self.assertLess(time.monotonic() - start, 3.0, "the report waited for the handler")
+        # Its slot stays taken until the handler completes: no credit, and a
+        # task submitted now runs only once the timer has fired.
+        self.assertEqual([(x["running"], x["credits"]) for x in workers(self.c)], [(0, 0)])
+        self.assertEqual(self.run_task("echo", b"next")["result"], b"next")
+        self.assertGreaterEqual(time.monotonic() - start, 4.5, "the slot came free too early")
+        t.wait_for(lambda: workers(self.c)[0]["credits"] == 1, 10, "the slot's credit")
+
+    # -- authentication ----------------------------------------------------
+
+    def test_a_wrong_password_is_refused_and_retried_and_the_right_one_serves(self):
+        self.c.close()
+        self.broker.stop()
+        self.broker = t.Broker(args=["--retry-base", "20ms", "--retry-cap", "100ms"],
+                               env={"TRIDENT_PASSWORD": "open sesame"})
+        self.c = self.broker.client(role="client")
+        since = time.monotonic()
+        bad = self.worker(processes=1, ready=False, env={"TRIDENT_PASSWORD": "wrong"})
+        t.wait_for(lambda: bad.log_text().count("refused HELLO") >= 3, 20, "three refusals")
+        self.assertIn("AUTH_FAILED", bad.log_text())
+        self.assertEqual(workers(self.c), [])
+        pw = os.path.join(bad.dir, "password")
+        with open(pw, "w") as f:
+            f.write("open sesame\n")
+        self.worker("--password-file", pw, processes=1)
+        self.assertEqual(self.run_task("echo", b"let in")["result"], b"let in")
+        # The refused one still runs, still retrying, its child never replaced.
+        n = bad.log_text().count("refused HELLO")
+        t.wait_for(lambda: bad.log_text().count("refused HELLO") > n, 20, "another retry")
+        self.assertIsNone(bad.proc.poll())
+        self.assertEqual(bad.log_text().count(") started in"), 1, bad.log_text()[-3000:])
+        self.assertIsNone(bad.sanitizer_report(), bad.sanitizer_report())
+        self.assertEqual(len(workers(self.c)), 1)
+        # With a backoff between attempts: no more than about ten a second.
+        refusals, took = bad.log_text().count("refused HELLO"), time.monotonic() - since
+        self.assertLessEqual(refusals, 3 + 10 * took,
+                             f"{refusals} refused HELLOs in {took:.2f} s: no backoff")
 
 
 if __name__ == "__main__":
