@@ -53,7 +53,7 @@ const config_option worker_settings_table[] = {
       "this worker's name in STATS (default: host-pid)", MS },
     { "scratch-root", CONFIG_STRING, O(scratch_root), NULL, 0, 0, 0, 0,
       "where each process's scratch directory (its TMPDIR) is made (default: $TMPDIR or /tmp)", MS },
-    { "log-file", CONFIG_STRING, O(log_file), "-", 0, 0, 0, CONFIG_RELOADABLE,
+    { "log-file", CONFIG_STRING, O(log_file), "-", 0, 0, 0, 0,
       "log file, '-' for stderr", MS },
     { "verbose", CONFIG_COUNT, O(verbose), NULL, 0, 3, 'v', 0,
       "-v lifecycle, -vv requests, -vvv state transitions", MS },
