@@ -807,6 +807,16 @@ int child_main(const child_env *env, void *arg)
         log_error("--broker: %s", err);
         return CHILD_EXIT_START;
     }
+    /* Plugins load here, in each process, from the files as they are now:
+     * the registry inherited from the supervisor holds the rest. */
+    for (size_t i = 0; i < ch.set->plugin.n; i++) {
+        size_t before = registry_count(ch.reg);
+        if (registry_load_plugin(ch.reg, ch.set->plugin.items[i], err, sizeof err) < 0) {
+            log_error("%s", err);
+            return CHILD_EXIT_START;
+        }
+        log_info("plugin %s: %zu handlers", ch.set->plugin.items[i], registry_count(ch.reg) - before);
+    }
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads(); /* handlers report progress from executor threads */
     pthread_mutex_init(&ch.progress_lock, NULL);

@@ -31,7 +31,8 @@
 typedef struct child_config {
     const worker_settings *set;
     const worker_queues *queues;
-    trident_registry *reg;   /* shared by fork: read-only */
+    trident_registry *reg;   /* built-ins and exec handlers, inherited by fork;
+                                each process adds its plugins to its copy */
 } child_config;
 
 /* child_main: the supervisor's child_main_fn; arg is a child_config. */

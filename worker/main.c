@@ -8,8 +8,10 @@
  * start (a plugin that does not load, no broker address); 2 for a usage
  * error.
  */
-#include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <systemd/sd-daemon.h>
@@ -25,26 +27,32 @@
 #define EXIT_START 1
 #define EXIT_USAGE 2
 
-/* load_plugin: dlopen path and let it register its handlers. */
-static int load_plugin(trident_registry *reg, const char *path)
+/* check_plugin: loads path in a throwaway child process, so that a plugin
+ * that does not load stops the start with a clear error, while the
+ * supervisor itself never maps plugin code: each worker process loads the
+ * plugins when it starts, so a SIGHUP's new processes run the files as they
+ * are on disk then (how a new plugin version is deployed). */
+static int check_plugin(const char *path, bool test_handlers)
 {
-    void *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!so) {
-        log_error("--plugin %s: %s", path, dlerror());
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_write_errno(LOG_ERROR, errno, "fork to check --plugin %s", path);
         return -1;
     }
-    int (*init)(trident_registry *) = (int (*)(trident_registry *))dlsym(so, "trident_plugin_init");
-    if (!init) {
-        log_error("--plugin %s: it has no trident_plugin_init", path);
-        return -1;
+    if (pid == 0) {
+        char err[512];
+        trident_registry *r = registry_new();
+        registry_add_builtins(r, test_handlers); /* names as in a worker process */
+        if (registry_load_plugin(r, path, err, sizeof err) < 0) {
+            log_error("%s", err);
+            _exit(1);
+        }
+        _exit(0);
     }
-    size_t before = registry_count(reg);
-    if (init(reg) != 0) {
-        log_error("--plugin %s: trident_plugin_init refused to load", path);
-        return -1;
-    }
-    log_info("plugin %s: %zu handlers", path, registry_count(reg) - before);
-    return 0; /* the object stays loaded for the life of the process */
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 /* notify: the supervisor's hook to systemd (Type=notify); a no-op outside it. */
@@ -89,7 +97,7 @@ int main(int argc, char **argv)
     trident_registry *reg = registry_new();
     registry_add_builtins(reg, set.test_handlers);
     for (size_t i = 0; i < set.plugin.n; i++)
-        if (load_plugin(reg, set.plugin.items[i]) < 0)
+        if (check_plugin(set.plugin.items[i], set.test_handlers) < 0)
             goto out;
     for (size_t i = 0; i < set.exec.n; i++)
         if (registry_add_exec(reg, set.exec.items[i], err, sizeof err) < 0) {

@@ -1,5 +1,6 @@
 #include "registry.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -96,6 +97,25 @@ int registry_add_exec(trident_registry *r, const char *spec, char *err, size_t e
         snprintf(err, errlen, "--exec '%s': the name '%s' is invalid or already taken", spec, name);
     mem_free(name);
     return rc;
+}
+
+int registry_load_plugin(trident_registry *r, const char *path, char *err, size_t errlen)
+{
+    void *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!so) {
+        snprintf(err, errlen, "--plugin %s: %s", path, dlerror());
+        return -1;
+    }
+    int (*init)(trident_registry *) = (int (*)(trident_registry *))dlsym(so, "trident_plugin_init");
+    if (!init) {
+        snprintf(err, errlen, "--plugin %s: it has no trident_plugin_init", path);
+        return -1;
+    }
+    if (init(r) != 0) {
+        snprintf(err, errlen, "--plugin %s: trident_plugin_init refused to load", path);
+        return -1;
+    }
+    return 0;
 }
 
 const handler *registry_find(const trident_registry *r, const char *name)

@@ -31,6 +31,10 @@ void registry_free(trident_registry *r);
 void registry_add_builtins(trident_registry *r, bool test_handlers);
 /* registry_add_exec: NAME=COMMAND. Returns 0, or -1 with err. */
 int registry_add_exec(trident_registry *r, const char *spec, char *err, size_t errlen);
+/* registry_load_plugin: dlopen path and let its trident_plugin_init register
+ * its handlers. Returns 0, or -1 with err. The object stays loaded for the
+ * life of the process. */
+int registry_load_plugin(trident_registry *r, const char *path, char *err, size_t errlen);
 /* registry_find: the handler for name, or NULL. */
 const handler *registry_find(const trident_registry *r, const char *name);
 /* registry_count: handlers registered. */

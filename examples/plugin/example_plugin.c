@@ -19,14 +19,22 @@ static int reverse(trident_task *t, void *ctx)
     (void)ctx;
     size_t n;
     const char *p = trident_task_payload(t, &n);
-    char *out = malloc(n ? n : 1);
+#ifdef EXAMPLE_PLUGIN_V2
+    /* The "new version" the tests deploy with a rolling restart. */
+    static const char prefix[] = "v2:";
+#else
+    static const char prefix[] = "";
+#endif
+    size_t pre = sizeof prefix - 1;
+    char *out = malloc(pre + n + 1);
     if (!out) {
         trident_task_set_error(t, 1, "reverse: out of memory");
         return -1;
     }
+    memcpy(out, prefix, pre);
     for (size_t i = 0; i < n; i++)
-        out[i] = p[n - 1 - i];
-    trident_task_set_result(t, out, n);
+        out[pre + i] = p[n - 1 - i];
+    trident_task_set_result(t, out, pre + n);
     free(out);
     return 0;
 }

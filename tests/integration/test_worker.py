@@ -2,6 +2,7 @@
 threads, handlers, time limits, cancel, crashes, recycling, shutdown."""
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -238,6 +239,27 @@ class WorkerTests(unittest.TestCase):
         done = [self.c.push("RESULT", timeout=30)["id"] for _ in range(6)]
         self.assertEqual(set(done[:5]), short)
         self.assertEqual(done[5], long)
+
+    def test_a_plugin_that_does_not_load_stops_the_start(self):
+        w = Worker(self.broker, "--plugin", "/nonexistent/plugin.so", processes=1, threads=1)
+        self.workers.append(w)
+        self.assertEqual(w.proc.wait(timeout=20), 1)
+        self.assertIn("/nonexistent/plugin.so", w.log_text())
+
+    def test_sighup_deploys_a_new_plugin_version(self):
+        so = os.path.join(tempfile.mkdtemp(prefix="trident-plugin-"), "plugin.so")
+        shutil.copy(t.binary("examples/libexample_plugin.so"), so)
+        w = self.worker("--plugin", so, processes=2, threads=1)
+        self.assertEqual(self.run_task("reverse", b"abc")["result"], b"cba")
+        old = {x["pid"] for x in workers(self.c)}
+        # Replace the file the way a deployment does (a new inode), then SIGHUP.
+        shutil.copy(t.binary("examples/libexample_plugin_v2.so"), so + ".new")
+        os.rename(so + ".new", so)
+        w.proc.send_signal(signal.SIGHUP)
+        t.wait_for(lambda: (lambda now: len(now) == 2 and now.isdisjoint(old))(
+            {x["pid"] for x in workers(self.c)}), 20, "the new processes")
+        self.assertEqual(self.run_task("reverse", b"abc")["result"], b"v2:cba")
+        shutil.rmtree(os.path.dirname(so))
 
     def test_max_tasks_per_child_recycles_exactly(self):
         self.worker("--max-tasks-per-child", "5", processes=1, threads=1)
