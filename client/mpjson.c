@@ -54,8 +54,12 @@ static size_t utf8_len(const uint8_t *p, size_t n)
 void mpjson_string(buf *out, const void *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    const uint8_t *p = s, *end = p + n;
     buf_append_u8(out, '"');
+    if (n == 0) { /* s may then be NULL, which takes no offset */
+        buf_append_u8(out, '"');
+        return;
+    }
+    const uint8_t *p = s, *end = p + n;
     while (p < end) {
         /* Copy the longest run that needs no escaping in one append. */
         const uint8_t *run = p;

@@ -40,7 +40,12 @@ void buf_append_be32(buf *b, uint32_t v);
 /* buf_consume: drops n unread bytes from the front (n <= buf_used). */
 void buf_consume(buf *b, size_t n);
 
-static inline const uint8_t *buf_rptr(const buf *b) { return b->data + b->off; }
+/* buf_rptr: the unread bytes; a valid pointer even for a buffer never
+ * written (so memcpy of 0 bytes from it is defined). */
+static inline const uint8_t *buf_rptr(const buf *b)
+{
+    return b->data ? b->data + b->off : (const uint8_t *)"";
+}
 static inline size_t buf_used(const buf *b) { return b->len - b->off; }
 
 /* buf_shrink: gives memory back when more than keep bytes sit unused, so one

@@ -49,8 +49,9 @@
  * Memory. Strings and bytes the library hands out are yours: JSON strings
  * are released with free(), trident_task_info contents with
  * trident_task_info_free. Like the rest of Trident, libtrident aborts the
- * process when an allocation fails. It never raises SIGPIPE and never
- * writes to stdout or stderr.
+ * process when an allocation fails (after one line on stderr saying so);
+ * otherwise it never writes to stdout or stderr, and it never raises
+ * SIGPIPE.
  *
  * Still to come, alongside this API and in the same error model: an
  * asynchronous, pipelined API on a caller's libevent event_base
