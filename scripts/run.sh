@@ -58,7 +58,7 @@ worker_pid=$!
 cat <<MSG
 
   Trident is running: broker on $listen, data in $data_dir.
-  Try it from another terminal:   scripts/try.py --broker $listen echo hello
+  Try it from another terminal:   $build_dir/client/trident --broker $listen run echo hello
   Ctrl-C stops everything.
 
 MSG
