@@ -289,6 +289,20 @@ static read_ctx *read_ctx_new(broker *b, conn *c, uint64_t rid, const char *id, 
     return x;
 }
 
+/* call_script: runs script id for request x; fn answers it. If Redis is
+ * away the request gets UNAVAILABLE now and x is freed. Returns 0 / -1. */
+static int call_script(broker *b, read_ctx *x, script_id id, rargs *a, store_reply_fn fn)
+{
+    if (store_script(b->store, id, a, fn, x) == 0) {
+        b->tasks->in_flight++;
+        return 0;
+    }
+    conn_send_error(x->c, true, x->rid, ERR_UNAVAILABLE, "Redis is unreachable");
+    conn_unref(x->c);
+    mem_free(x);
+    return -1;
+}
+
 void tasks_get(broker *b, conn *c, const proto_msg *m)
 {
     const char *id = (const char *)m->task.id.ptr;
@@ -780,13 +794,7 @@ void tasks_cancel(broker *b, conn *c, const proto_msg *m)
     rargs_init(&a);
     rargs_u64(&a, clock_wall_ms());
     rargs_borrow(&a, x->id, x->idlen);
-    if (store_script(b->store, SCRIPT_CANCEL, &a, cancel_done, x) == 0) {
-        b->tasks->in_flight++;
-    } else {
-        conn_send_error(c, true, m->rid, ERR_UNAVAILABLE, "Redis is unreachable");
-        conn_unref(c);
-        mem_free(x);
-    }
+    call_script(b, x, SCRIPT_CANCEL, &a, cancel_done);
     rargs_free(&a);
 }
 
@@ -862,15 +870,9 @@ void tasks_admin(broker *b, conn *c, const proto_msg *m)
         while (proto_strs_next(&m->ids, &pos, &s) == PROTO_OK)
             rargs_borrow(&a, s.ptr, s.len);
     }
-    if (store_script(b->store, SCRIPT_ADMIN, &a, admin_done, x) == 0) {
-        b->tasks->in_flight++;
+    if (call_script(b, x, SCRIPT_ADMIN, &a, admin_done) == 0)
         log_info("conn %llu: %s %.*s", (unsigned long long)c->id, names[m->op], (int)m->task.queue.len,
                  (const char *)m->task.queue.ptr);
-    } else {
-        conn_send_error(c, true, m->rid, ERR_UNAVAILABLE, "Redis is unreachable");
-        conn_unref(c);
-        mem_free(x);
-    }
     rargs_free(&a);
 }
 
@@ -962,13 +964,7 @@ void tasks_stats(broker *b, conn *c, const proto_msg *m)
         rargs_borrow(&a, m->task.queue.ptr, m->task.queue.len);
     else
         rargs_str(&a, "");
-    if (store_script(b->store, SCRIPT_STATS, &a, stats_done, x) == 0) {
-        b->tasks->in_flight++;
-    } else {
-        conn_send_error(c, true, m->rid, ERR_UNAVAILABLE, "Redis is unreachable");
-        conn_unref(c);
-        mem_free(x);
-    }
+    call_script(b, x, SCRIPT_STATS, &a, stats_done);
     rargs_free(&a);
 }
 
