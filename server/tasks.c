@@ -581,6 +581,13 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
     conn_send(r->c, &out);
     mem_free(ids);
     mem_free(dups);
+    /* Workers here that found nothing can look now, a pub/sub hop sooner
+     * than the P:ready message the script also sent. */
+    for (uint32_t i = 0; i < r->ntasks; i++) {
+        int at = 1 + (int)i * SUBMIT_FIELDS;
+        if (codes->element[i]->integer == 0 && r->args.lens[at + 5] == 1 && r->args.argv[at + 5][0] == '0')
+            workers_on_ready(b, r->args.argv[at + 1], r->args.lens[at + 1]);
+    }
     if (r->waiters && conn_alive(r->c)) {
         for (uint32_t i = 0; i < r->ntasks; i++) {
             waiter *w = r->waiters[i];
