@@ -375,14 +375,12 @@ static void answer(broker *b, waiter *list, const char *id, size_t idlen)
     answer_read(x, NULL); /* UNAVAILABLE to each */
 }
 
-void tasks_on_done(broker *b, const char *id, size_t len)
+/* take_armed: takes the armed waiters of task id out of the map and
+ * returns them; the unarmed ones (their SUBMIT reply has not gone out) stay,
+ * marked fired, and are answered once it has. */
+static waiter *take_armed(struct tasks *t, const char *id, size_t len)
 {
-    struct tasks *t = b->tasks;
     waiter *head = hmap_get(t->waiting, id, len);
-    if (!head)
-        return;
-    /* Take the armed waiters out; unarmed ones (their SUBMIT reply has not
-     * gone out yet) are answered once it has. */
     waiter *ready = NULL, *keep = NULL;
     for (waiter *w = head; w;) {
         waiter *next = w->next;
@@ -399,8 +397,25 @@ void tasks_on_done(broker *b, const char *id, size_t len)
     }
     if (keep)
         hmap_put(t->waiting, id, len, keep);
-    else
+    else if (head)
         hmap_del(t->waiting, id, len);
+    return ready;
+}
+
+void tasks_on_done_view(broker *b, const char *id, size_t len, const redisReply *view)
+{
+    waiter *w = take_armed(b->tasks, id, len);
+    while (w) {
+        waiter *next = w->next;
+        send_view(w->c, w->kind, w->rid, view, id, len);
+        waiter_free(w);
+        w = next;
+    }
+}
+
+void tasks_on_done(broker *b, const char *id, size_t len)
+{
+    waiter *ready = take_armed(b->tasks, id, len);
     if (ready)
         answer(b, ready, id, len);
 }

@@ -483,14 +483,18 @@ void workers_fail(broker *b, conn *c, const proto_msg *m)
 /* ack_one / fail_one: the OK for one report, from its part of the reply. */
 static void ack_one(broker *b, report *r, const redisReply *res)
 {
-    if (res->integer < 0) {
+    if (res->type == REDIS_REPLY_INTEGER && res->integer < 0) {
         conn_send_error(r->c, true, r->rid, ERR_NOT_FOUND, "no task %s (or it expired)", r->id);
         return;
     }
-    bool stored = res->integer == 1;
+    /* Stored: 1, or the task's view when someone waits for it. */
+    bool stored = res->type == REDIS_REPLY_ARRAY || res->integer == 1;
     if (stored) {
         b->counters.acked++;
-        tasks_on_done(b, r->id, r->idlen);
+        if (res->type == REDIS_REPLY_ARRAY)
+            tasks_on_done_view(b, r->id, r->idlen, res);
+        else
+            tasks_on_done(b, r->id, r->idlen);
     } else {
         b->counters.dropped_results++;
     }

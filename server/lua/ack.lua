@@ -3,7 +3,9 @@
 -- from any worker (one that reconnected after its lease ran out included).
 -- ARGV: prefix, now, n, then per result: id, result.
 -- Returns per result 1 (stored), 0 (dropped: the task is final) or -1 (no
--- such task).
+-- such task); for a stored task someone waits for, instead the task's view
+-- (the fields of watch.lua), so the broker can answer without reading it.
+-- Views are only sent for watched tasks: most results have no waiter.
 local now = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local out = {}
@@ -21,10 +23,14 @@ for i = 0, n - 1 do
     redis.call('HSET', k, 's', 'succeeded', 'f', now, 'r', result)
     redis.call('HDEL', k, 'wk', 'ec', 'em')
     redis.call('HINCRBY', qkey(q, 'm'), 'ok', 1)
-    if w == '1' then redis.call('PUBLISH', P .. ':done', id) end
+    out[i + 1] = 1
+    if w == '1' then
+      redis.call('PUBLISH', P .. ':done', id)
+      out[i + 1] = redis.call('HMGET', k, 'q', 'n', 's', 'a', 'mr', 'pr', 'c', 'ra', 'st', 'f',
+                              'pg', 'pm', 'r', 'ec', 'em')
+    end
     ttl = tonumber(ttl)
     if ttl > 0 then redis.call('PEXPIRE', k, ttl) else redis.call('DEL', k) end
-    out[i + 1] = 1
   end
 end
 return out
