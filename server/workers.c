@@ -458,17 +458,10 @@ void workers_fail(broker *b, conn *c, const proto_msg *m)
     bool retryable = (m->present & MF_RETRYABLE) ? m->retryable : true;
     report *r = report_new(c, m);
     r->code = errors_from_name((const char *)code.ptr, code.len);
-    rargs_str(&r->fields, w->tag);
-    rargs_copy(&r->fields, code.ptr, code.len);
     proto_slice msg = (m->present & MF_MESSAGE) ? m->message : proto_slice_of("");
-    rargs_copy(&r->fields, msg.ptr, msg.len);
-    rargs_str(&r->fields, retryable ? "1" : "0");
     char jitter[32];
     snprintf(jitter, sizeof jitter, "%.6f", (double)(next_random(b->workers) % 1000000) / 1e6);
-    rargs_copy(&r->fields, jitter, strlen(jitter));
-    /* The worker's tag is borrowed: keep it in the fields' own storage. */
-    r->fields.n = 0;
-    buf_reset(&r->fields.own);
+    /* Copied, not borrowed: the worker may be gone by the turn's flush. */
     rargs_copy(&r->fields, w->tag, strlen(w->tag));
     rargs_copy(&r->fields, code.ptr, code.len);
     rargs_copy(&r->fields, msg.ptr, msg.len);
