@@ -256,12 +256,17 @@ static bool printable(const uint8_t *p, uint32_t n, bool braces_ok)
     return true;
 }
 
+bool proto_queue_valid(const void *s, size_t n)
+{
+    return n > 0 && n <= PROTO_QUEUE_MAX && printable(s, (uint32_t)n, false);
+}
+
 /* check_str: the value check of a str field; sets the error on failure. */
 static bool check_str(decoder *d, const field *f, const uint8_t *s, uint32_t n)
 {
     switch (f->check) {
     case CK_QUEUE:
-        if (n == 0 || n > PROTO_QUEUE_MAX || !printable(s, n, false)) {
+        if (!proto_queue_valid(s, n)) {
             set_err(d, ERR_BAD_REQUEST, "key '%s': a queue name is 1 to 128 printable "
                     "ASCII bytes without spaces or braces", f->key);
             return false;

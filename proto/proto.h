@@ -237,6 +237,10 @@ void proto_packer_init(msgpack_packer *pk, buf *out);
 void proto_pack_str(msgpack_packer *pk, const char *s);
 void proto_pack_strn(msgpack_packer *pk, const void *s, size_t n);
 
+/* proto_queue_valid: n bytes at s make a queue name (1 to 128 printable
+ * ASCII bytes, no spaces or braces). */
+bool proto_queue_valid(const void *s, size_t n);
+
 /* proto_fields_sorted: the key table is in order (a unit test asks). */
 bool proto_fields_sorted(void);
 

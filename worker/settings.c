@@ -84,11 +84,7 @@ static int parse_queues(const config_list *l, worker_queues *q, char *err, size_
                     }
                     weighted = true;
                 }
-                size_t len = strlen(tok);
-                bool ok = len > 0 && len <= PROTO_QUEUE_MAX;
-                for (size_t k = 0; ok && k < len; k++)
-                    ok = tok[k] > 0x20 && tok[k] < 0x7f && tok[k] != '{' && tok[k] != '}';
-                if (!ok) {
+                if (!proto_queue_valid(tok, strlen(tok))) {
                     snprintf(err, errlen, "--queues: '%s' is not a queue name", tok);
                     mem_free(copy);
                     return -1;
