@@ -34,17 +34,12 @@
 #include "mpread.h"
 #include "net.h"
 #include "proto.h"
+#include "wire.h"
 
 #define CONNECT_TIMEOUT_DEFAULT_MS 5000
 #define IO_TIMEOUT_DEFAULT_MS 30000
 #define NO_DEADLINE UINT64_MAX
 #define READ_CHUNK 65536
-
-/* The codes of failures found on this side (trident_errcode). */
-#define CODE_IO "IO"
-#define CODE_TIMEOUT "TIMEOUT"
-#define CODE_PROTOCOL "PROTOCOL"
-#define CODE_INVALID "INVALID"
 
 /* A RESULT push this connection asked for (push_result). WAITING until it
  * arrives, then ARRIVED and kept until trident_wait_result takes it; LOST
@@ -76,6 +71,10 @@ struct trident_client {
     char server[128];
 
     hmap *results;          /* task id -> result_slot (owned) */
+    /* While the Pool helpers run: the ids of the RESULTs filed, in order of
+     * arrival, for them to collect (pool_collect). NULL otherwise. */
+    trident_id *arrived;
+    size_t narrived, arrived_cap;
 
     /* The last error (trident_errcode / trident_errmsg). */
     char errcode[32];
@@ -129,6 +128,13 @@ static uint64_t deadline_in(int64_t ms)
     return ms < 0 ? NO_DEADLINE : add_sat(clock_mono_ms(), (uint64_t)ms);
 }
 
+/* limit_in: the deadline of a call's own timeout (0: none). */
+static uint64_t limit_in(uint64_t timeout_ms)
+{
+    return timeout_ms ? deadline_in(timeout_ms > INT64_MAX ? INT64_MAX : (int64_t)timeout_ms)
+                      : NO_DEADLINE;
+}
+
 static uint64_t deadline_min(uint64_t a, uint64_t b)
 {
     return a < b ? a : b;
@@ -148,43 +154,6 @@ static int poll_timeout(uint64_t deadline)
 /* ------------------------------------------------------------------------
  * Task infos
  * ------------------------------------------------------------------------ */
-
-static char *dup_bytes(const void *p, size_t n)
-{
-    char *s = mem_malloc(n + 1);
-    if (n)
-        memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
-
-/* info_from_task: fills out (zeroed first) from a decoded task and, for a
- * GET reply, its progress message (an empty slice otherwise). */
-static void info_from_task(trident_task_info *out, const proto_task *t, proto_slice message)
-{
-    memset(out, 0, sizeof *out);
-    proto_slice_cstr(t->id, out->id, sizeof out->id);
-    proto_slice_cstr(t->queue, out->queue, sizeof out->queue);
-    proto_slice_cstr(t->name, out->name, sizeof out->name);
-    proto_slice_cstr(t->state, out->state, sizeof out->state);
-    proto_slice_cstr(t->error_code, out->error_code, sizeof out->error_code);
-    out->attempt = t->attempt;
-    out->max_retries = t->max_retries;
-    out->priority = (int)t->priority;
-    out->progress = (unsigned)t->progress;
-    out->created_at_ms = t->created_at;
-    out->run_at_ms = t->run_at;
-    out->started_at_ms = t->started_at;
-    out->finished_at_ms = t->finished_at;
-    if (t->present & TF_RESULT) {
-        out->result = (unsigned char *)dup_bytes(t->result.ptr, t->result.len);
-        out->result_len = t->result.len;
-    }
-    if (t->present & TF_ERROR)
-        out->error = dup_bytes(t->error.ptr, t->error.len);
-    if (message.ptr)
-        out->message = dup_bytes(message.ptr, message.len);
-}
 
 void trident_task_info_free(trident_task_info *t)
 {
@@ -391,13 +360,24 @@ static bool client_file_result(trident_client *c, const proto_task *t)
     result_slot *s = hmap_get(c->results, t->id.ptr, t->id.len);
     if (s == NULL || s->state != SLOT_WAITING)
         return false;
-    info_from_task(&s->info, t, (proto_slice){ NULL, 0 });
+    wire_info(&s->info, t, (proto_slice){ NULL, 0 });
     s->state = SLOT_ARRIVED;
+    if (c->arrived) {
+        if (c->narrived == c->arrived_cap) {
+            c->arrived_cap *= 2;
+            c->arrived = mem_realloc(c->arrived, c->arrived_cap * sizeof *c->arrived);
+        }
+        memcpy(c->arrived[c->narrived++], s->info.id, sizeof(trident_id));
+    }
     return true;
 }
 
+/* AWAIT_ANY: client_await's result_id for "the RESULT of any task". */
+static const char AWAIT_ANY[] = "";
+
 /* client_await: reads and files frames until the reply to rid (rid 0: none)
- * or the RESULT of task result_id (NULL: none) has come, or the deadline.
+ * or the RESULT of task result_id (NULL: none; AWAIT_ANY: any task this
+ * connection awaits) has come, or the deadline.
  * The reply goes to *reply, its slices borrowed from the frame reader until
  * the next read. Returns TRIDENT_OK, or an error: TRIDENT_EBROKER for an
  * ERROR reply (or an ERROR about the whole connection), TRIDENT_ETIMEDOUT,
@@ -434,7 +414,7 @@ static int client_await(trident_client *c, uint64_t rid, const char *result_id,
             return TRIDENT_OK;
         case OP_RESULT:
             if (client_file_result(c, &m.task) && result_id &&
-                proto_slice_eq(m.task.id, result_id))
+                (result_id == AWAIT_ANY || proto_slice_eq(m.task.id, result_id)))
                 return TRIDENT_OK;
             continue;
         default:
@@ -487,16 +467,7 @@ static int client_call(trident_client *c, proto_msg *req, uint64_t wait_ms, uint
 static int client_hello(trident_client *c)
 {
     proto_msg req, rep;
-    memset(&req, 0, sizeof req);
-    req.op = OP_HELLO;
-    req.present = MF_VERSION | MF_ROLE | MF_CLIENT;
-    req.version = PROTO_VERSION;
-    req.role = proto_slice_of(c->admin ? "admin" : "client");
-    req.client = proto_slice_of(c->client_name);
-    if (c->password) {
-        req.present |= MF_PASSWORD;
-        req.password = proto_slice_of(c->password);
-    }
+    wire_hello(&req, c->admin, c->client_name, c->password);
     int rc = client_call(c, &req, 0, NO_DEADLINE, &rep);
     if (rc != TRIDENT_OK)
         return rc;
@@ -646,22 +617,11 @@ uint64_t trident_max_payload(const trident_client *c)
     return c->max_payload;
 }
 
-/* request_init: an empty request of op; queue may be NULL. */
-static void request_init(proto_msg *m, proto_op op, const char *queue)
-{
-    memset(m, 0, sizeof *m);
-    m->op = op;
-    if (queue) {
-        m->task.present |= TF_QUEUE;
-        m->task.queue = proto_slice_of(queue);
-    }
-}
-
 int trident_ping(trident_client *c, uint64_t *server_time_ms)
 {
     client_begin(c);
     proto_msg req, rep;
-    request_init(&req, OP_PING, NULL);
+    wire_request(&req, OP_PING, NULL);
     int rc = client_call(c, &req, 0, NO_DEADLINE, &rep);
     if (rc == TRIDENT_OK && server_time_ms)
         *server_time_ms = rep.time;
@@ -679,43 +639,13 @@ void trident_submit_opts_init(trident_submit_opts *o)
     o->result_ttl_ms = -1;
 }
 
-/* task_from_opts: the task fields of a submission; strings borrowed from
- * o. what prefixes an error ("" or "tasks[3]: "). */
+/* task_from_opts: wire_task with the failure recorded on c. */
 static int task_from_opts(trident_client *c, const trident_submit_opts *o, const char *what,
                           proto_task *t)
 {
-    memset(t, 0, sizeof *t);
-    if (o == NULL || o->name == NULL || o->name[0] == '\0')
-        return client_fail(c, TRIDENT_EINVAL, CODE_INVALID, "%sa task needs a name", what);
-    if (o->payload_len > 0 && o->payload == NULL)
-        return client_fail(c, TRIDENT_EINVAL, CODE_INVALID, "%spayload is NULL", what);
-    uint64_t limit = c->max_payload < UINT32_MAX ? c->max_payload : UINT32_MAX;
-    if (o->payload_len > limit)
-        return client_fail(c, TRIDENT_EINVAL, "PAYLOAD_TOO_LARGE",
-                           "%sthe payload is %zu bytes, more than the broker's limit of %" PRIu64
-                           " bytes", what, o->payload_len, limit);
-    t->present = TF_NAME;
-    t->name = proto_slice_of(o->name);
-    /* Each option that differs from "not given" becomes its wire key. */
-#define TASK_KEY(given, bit, field, value) \
-    do {                                   \
-        if (given) {                       \
-            t->present |= (bit);           \
-            t->field = (value);            \
-        }                                  \
-    } while (0)
-    TASK_KEY(o->queue, TF_QUEUE, queue, proto_slice_of(o->queue));
-    TASK_KEY(o->payload_len, TF_PAYLOAD, payload,
-             ((proto_slice){ o->payload, (uint32_t)o->payload_len }));
-    TASK_KEY(o->id, TF_ID, id, proto_slice_of(o->id));
-    TASK_KEY(o->priority, TF_PRIORITY, priority, o->priority);
-    TASK_KEY(o->delay_ms, TF_DELAY, delay, o->delay_ms);
-    TASK_KEY(o->run_at_ms, TF_RUN_AT, run_at, o->run_at_ms);
-    TASK_KEY(o->max_retries >= 0, TF_MAX_RETRIES, max_retries, (uint64_t)o->max_retries);
-    TASK_KEY(o->timeout_ms, TF_TIMEOUT, timeout, o->timeout_ms);
-    TASK_KEY(o->result_ttl_ms >= 0, TF_RESULT_TTL, result_ttl, (uint64_t)o->result_ttl_ms);
-#undef TASK_KEY
-    return TRIDENT_OK;
+    wire_err e;
+    int rc = wire_task(o, c->max_payload, what, t, &e);
+    return rc == TRIDENT_OK ? rc : client_fail(c, rc, e.code, "%s", e.msg);
 }
 
 /* submit_one: SUBMIT of o, with push_result as given; the reply waits no
@@ -725,7 +655,7 @@ static int submit_one(trident_client *c, const trident_submit_opts *o, bool push
                       uint64_t limit, char id_out[TRIDENT_ID_SIZE], int *duplicate)
 {
     proto_msg req, rep;
-    request_init(&req, OP_SUBMIT, NULL);
+    wire_request(&req, OP_SUBMIT, NULL);
     int rc = task_from_opts(c, o, "", &req.task);
     if (rc != TRIDENT_OK)
         return rc;
@@ -793,10 +723,11 @@ static int batch_reply(trident_client *c, const proto_msg *rep, size_t n, bool p
     return TRIDENT_OK;
 }
 
-int trident_submit_batch(trident_client *c, const trident_submit_opts *tasks, size_t n,
-                         trident_id *ids_out, int *duplicates_out)
+/* submit_batch: trident_submit_batch, its reply waited for no longer than
+ * limit. */
+static int submit_batch(trident_client *c, const trident_submit_opts *tasks, size_t n,
+                        uint64_t limit, trident_id *ids_out, int *duplicates_out)
 {
-    client_begin(c);
     if (tasks == NULL || n == 0 || n > TRIDENT_BATCH_MAX)
         return client_fail(c, TRIDENT_EINVAL, CODE_INVALID,
                            "a batch holds 1 to %d tasks, not %zu", TRIDENT_BATCH_MAX, n);
@@ -815,7 +746,7 @@ int trident_submit_batch(trident_client *c, const trident_submit_opts *tasks, si
     if (rc == TRIDENT_OK) {
         bool push = tasks[0].push_result != 0;
         proto_msg req, rep;
-        request_init(&req, OP_SUBMIT_BATCH, NULL);
+        wire_request(&req, OP_SUBMIT_BATCH, NULL);
         req.present |= MF_TASKS;
         req.tasks.n = (uint32_t)n;
         req.tasks.tasks = ts;
@@ -827,12 +758,19 @@ int trident_submit_batch(trident_client *c, const trident_submit_opts *tasks, si
             req.present |= MF_WAIT;
             req.wait = tasks[0].wait_ms;
         }
-        rc = client_call(c, &req, tasks[0].wait_ms, NO_DEADLINE, &rep);
+        rc = client_call(c, &req, tasks[0].wait_ms, limit, &rep);
         if (rc == TRIDENT_OK)
             rc = batch_reply(c, &rep, n, push, ids_out, duplicates_out);
     }
     mem_free(ts);
     return rc;
+}
+
+int trident_submit_batch(trident_client *c, const trident_submit_opts *tasks, size_t n,
+                         trident_id *ids_out, int *duplicates_out)
+{
+    client_begin(c);
+    return submit_batch(c, tasks, n, NO_DEADLINE, ids_out, duplicates_out);
 }
 
 /* ------------------------------------------------------------------------
@@ -845,7 +783,7 @@ static int id_request(trident_client *c, proto_msg *m, proto_op op, const char *
 {
     if (id == NULL)
         return client_fail(c, TRIDENT_EINVAL, CODE_INVALID, "no task id");
-    request_init(m, op, NULL);
+    wire_request(m, op, NULL);
     m->task.present |= TF_ID;
     m->task.id = proto_slice_of(id);
     return TRIDENT_OK;
@@ -864,7 +802,7 @@ int trident_get(trident_client *c, const char *id, uint64_t wait_ms, trident_tas
     }
     int rc = client_call(c, &req, wait_ms, NO_DEADLINE, &rep);
     if (rc == TRIDENT_OK)
-        info_from_task(out, &rep.task, rep.present & MF_MESSAGE ? rep.message
+        wire_info(out, &rep.task, rep.present & MF_MESSAGE ? rep.message
                                                                   : (proto_slice){ NULL, 0 });
     return rc;
 }
@@ -898,10 +836,9 @@ static int take_result(trident_client *c, const char *id, uint64_t limit,
     *out = s->info;
     memset(&s->info, 0, sizeof s->info);
     slot_forget(c, id);
-    if (strcmp(out->state, "succeeded") == 0)
+    const char *code;
+    if (wire_outcome(out, &code) == TRIDENT_OK)
         return TRIDENT_OK;
-    const char *code = out->error_code[0] ? out->error_code
-                       : strcmp(out->state, "cancelled") == 0 ? "CANCELLED" : "TASK_FAILED";
     return client_fail(c, TRIDENT_ETASK, code, "%s", out->error ? out->error : out->state);
 }
 
@@ -910,9 +847,7 @@ int trident_run(trident_client *c, const trident_submit_opts *o, uint64_t timeou
 {
     memset(out, 0, sizeof *out);
     client_begin(c);
-    uint64_t limit = timeout_ms ? deadline_in((int64_t)(timeout_ms > INT64_MAX ? INT64_MAX
-                                                                                : timeout_ms))
-                                : NO_DEADLINE;
+    uint64_t limit = limit_in(timeout_ms);
     char id[TRIDENT_ID_SIZE];
     int rc = submit_one(c, o, true, limit, id, NULL);
     if (rc != TRIDENT_OK)
@@ -934,12 +869,214 @@ int trident_wait_result(trident_client *c, const char *id, uint64_t timeout_ms,
     client_begin(c);
     if (id == NULL)
         return client_fail(c, TRIDENT_EINVAL, CODE_INVALID, "no task id");
-    uint64_t limit = timeout_ms ? deadline_in((int64_t)(timeout_ms > INT64_MAX ? INT64_MAX
-                                                                                : timeout_ms))
-                                : NO_DEADLINE;
+    uint64_t limit = limit_in(timeout_ms);
     int rc = take_result(c, id, limit, out);
     snprintf(out->id, sizeof out->id, "%s", id);
     return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The Pool helpers
+ *
+ * trident_imap_unordered submits the payloads in SUBMIT_BATCH requests of
+ * up to POOL_BATCH tasks with push_result, keeping at most POOL_WINDOW
+ * tasks submitted and not yet collected, and hands each RESULT to the
+ * caller as it arrives. trident_map is imap_unordered filling an array.
+ * ------------------------------------------------------------------------ */
+
+#define POOL_BATCH 500     /* tasks per SUBMIT_BATCH */
+#define POOL_WINDOW 10000  /* tasks submitted whose results are not yet collected */
+#define POOL_TASK_OVERHEAD 64 /* wire bytes of a batch element beyond its strings */
+
+typedef struct pool_run {
+    trident_client *c;
+    const trident_submit_opts *tmpl;
+    const trident_bytes *payloads;
+    size_t n, submitted, done;
+    uint64_t limit;
+    hmap *index;            /* task id -> its payload's index + 1 */
+    trident_result_fn fn;
+    void *arg;
+    int status;             /* TRIDENT_OK, or TRIDENT_ETASK once a task failed */
+    char first_code[32];    /* the first failed task's error code */
+    char first_error[256];
+} pool_run;
+
+/* pool_deliver: hands one outcome to the caller, once per payload. */
+static void pool_deliver(pool_run *p, size_t index, trident_task_info *t, int status)
+{
+    snprintf(t->queue, sizeof t->queue, "%s", p->tmpl->queue ? p->tmpl->queue : "default");
+    snprintf(t->name, sizeof t->name, "%s", p->tmpl->name);
+    if (status == TRIDENT_ETASK && p->status == TRIDENT_OK) {
+        const char *code;
+        wire_outcome(t, &code);
+        p->status = TRIDENT_ETASK;
+        snprintf(p->first_code, sizeof p->first_code, "%s", code);
+        snprintf(p->first_error, sizeof p->first_error, "task %s: %s", t->id,
+                 t->error ? t->error : t->state);
+    }
+    p->fn(index, t, status, p->arg);
+    trident_task_info_free(t);
+    p->done++;
+}
+
+/* pool_submit: submits the next batch: as many payloads as fit in
+ * POOL_BATCH, the window and half the broker's frame limit. */
+static int pool_submit(pool_run *p, trident_submit_opts *batch, trident_id *ids)
+{
+    trident_client *c = p->c;
+    size_t fixed = POOL_TASK_OVERHEAD + strlen(p->tmpl->name) +
+                   (p->tmpl->queue ? strlen(p->tmpl->queue) : 0);
+    size_t budget = c->max_frame / 2, bytes = 0, k = 0;
+    size_t room = POOL_WINDOW - (p->submitted - p->done);
+    while (p->submitted + k < p->n && k < POOL_BATCH && k < room) {
+        const trident_bytes *b = &p->payloads[p->submitted + k];
+        if (k > 0 && bytes + fixed + b->len > budget)
+            break;
+        bytes += fixed + b->len;
+        batch[k] = *p->tmpl;
+        batch[k].payload = b->data;
+        batch[k].payload_len = b->len;
+        batch[k].push_result = 1;
+        k++;
+    }
+    int rc = submit_batch(c, batch, k, p->limit, ids, NULL);
+    if (rc != TRIDENT_OK)
+        return rc;
+    for (size_t i = 0; i < k; i++)
+        hmap_put(p->index, ids[i], strlen(ids[i]), (void *)(uintptr_t)(p->submitted + i + 1));
+    p->submitted += k;
+    return TRIDENT_OK;
+}
+
+/* pool_collect: delivers the RESULTs filed since the last call. */
+static void pool_collect(pool_run *p)
+{
+    trident_client *c = p->c;
+    for (size_t i = 0; i < c->narrived; i++) {
+        const char *id = c->arrived[i];
+        uintptr_t at = (uintptr_t)hmap_del(p->index, id, strlen(id));
+        if (at == 0)
+            continue; /* another call's RESULT (trident_apply_async): leave it */
+        result_slot *s = hmap_del(c->results, id, strlen(id));
+        trident_task_info t = s->info;
+        memset(&s->info, 0, sizeof s->info);
+        slot_free(s);
+        const char *code;
+        pool_deliver(p, at - 1, &t, wire_outcome(&t, &code));
+    }
+    c->narrived = 0;
+}
+
+/* pool_abandon: after a failure (rc), every payload not yet delivered gets
+ * rc: those submitted with their id (their RESULTs are no longer awaited),
+ * the others with none. */
+static void pool_abandon(pool_run *p, int rc)
+{
+    trident_client *c = p->c;
+    hmap_iter it;
+    const void *key;
+    size_t klen;
+    void *val;
+    hmap_iter_init(p->index, &it);
+    while (hmap_next(p->index, &it, &key, &klen, &val)) {
+        trident_task_info t;
+        memset(&t, 0, sizeof t);
+        snprintf(t.id, sizeof t.id, "%.*s", (int)klen, (const char *)key);
+        result_slot *s = hmap_del(c->results, key, klen);
+        if (s)
+            slot_free(s);
+        pool_deliver(p, (uintptr_t)val - 1, &t, rc);
+    }
+    for (size_t i = p->submitted; i < p->n; i++) {
+        trident_task_info t;
+        memset(&t, 0, sizeof t);
+        pool_deliver(p, i, &t, rc);
+    }
+}
+
+int trident_imap_unordered(trident_client *c, const trident_submit_opts *tmpl,
+                           const trident_bytes *payloads, size_t n, uint64_t timeout_ms,
+                           trident_result_fn fn, void *arg)
+{
+    client_begin(c);
+    if (tmpl == NULL || fn == NULL || (payloads == NULL && n > 0))
+        return client_fail(c, TRIDENT_EINVAL, CODE_INVALID, "no template, payloads or callback");
+    if (tmpl->id)
+        return client_fail(c, TRIDENT_EINVAL, CODE_INVALID,
+                           "the template names an id: each task gets its own");
+    if (c->arrived)
+        return client_fail(c, TRIDENT_EINVAL, CODE_INVALID,
+                           "a Pool helper is already running on this client");
+    pool_run p = { .c = c, .tmpl = tmpl, .payloads = payloads, .n = n,
+                   .limit = limit_in(timeout_ms), .index = hmap_new(), .fn = fn, .arg = arg };
+    c->arrived_cap = 64;
+    c->arrived = mem_malloc(c->arrived_cap * sizeof *c->arrived);
+    c->narrived = 0;
+    trident_submit_opts *batch = mem_malloc(POOL_BATCH * sizeof *batch);
+    trident_id *ids = mem_malloc(POOL_BATCH * sizeof *ids);
+
+    int rc = TRIDENT_OK;
+    while (p.done < n) {
+        if (p.submitted < n && p.submitted - p.done < POOL_WINDOW)
+            rc = pool_submit(&p, batch, ids);
+        else if (c->narrived == 0)
+            rc = client_await(c, 0, AWAIT_ANY, p.limit, NULL);
+        pool_collect(&p);
+        if (rc != TRIDENT_OK)
+            break;
+    }
+    if (rc != TRIDENT_OK) {
+        size_t missing = n - p.done;
+        pool_abandon(&p, rc);
+        if (rc == TRIDENT_ETIMEDOUT)
+            client_fail(c, rc, CODE_TIMEOUT, "%zu of %zu results did not come in time",
+                        missing, n);
+    } else if (p.status == TRIDENT_ETASK) {
+        rc = client_fail(c, TRIDENT_ETASK, p.first_code, "%s", p.first_error);
+    }
+    mem_free(ids);
+    mem_free(batch);
+    mem_free(c->arrived);
+    c->arrived = NULL;
+    c->narrived = c->arrived_cap = 0;
+    hmap_free(p.index);
+    return rc;
+}
+
+/* map_store: trident_map's callback: moves each outcome into its place. */
+static void map_store(size_t index, trident_task_info *t, int status, void *arg)
+{
+    (void)status;
+    trident_task_info *results = arg;
+    results[index] = *t;
+    memset(t, 0, sizeof *t);
+}
+
+int trident_map(trident_client *c, const trident_submit_opts *tmpl,
+                const trident_bytes *payloads, size_t n, uint64_t timeout_ms,
+                trident_task_info *results)
+{
+    if (results)
+        memset(results, 0, n * sizeof *results);
+    else if (n > 0)
+        return client_fail(c, TRIDENT_EINVAL, CODE_INVALID, "no results array");
+    return trident_imap_unordered(c, tmpl, payloads, n, timeout_ms, map_store, results);
+}
+
+int trident_apply(trident_client *c, const trident_submit_opts *o, uint64_t timeout_ms,
+                  trident_task_info *out)
+{
+    return trident_run(c, o, timeout_ms, out);
+}
+
+int trident_apply_async(trident_client *c, const trident_submit_opts *o,
+                        char id_out[TRIDENT_ID_SIZE])
+{
+    client_begin(c);
+    if (id_out)
+        id_out[0] = '\0';
+    return submit_one(c, o, true, NO_DEADLINE, id_out, NULL);
 }
 
 int trident_cancel(trident_client *c, const char *id, char outcome[16])
@@ -988,7 +1125,7 @@ static int map_json(trident_client *c, proto_slice map, char **json_out)
 static int stats_call(trident_client *c, const char *queue, proto_msg *rep)
 {
     proto_msg req;
-    request_init(&req, OP_STATS, queue);
+    wire_request(&req, OP_STATS, queue);
     int rc = client_call(c, &req, 0, NO_DEADLINE, rep);
     if (rc == TRIDENT_OK && !(rep->present & MF_STATS))
         return client_fail(c, TRIDENT_EPROTO, CODE_PROTOCOL, "the STATS reply has no stats");
@@ -1009,7 +1146,7 @@ int trident_info(trident_client *c, char **json_out)
     *json_out = NULL;
     client_begin(c);
     proto_msg req, rep;
-    request_init(&req, OP_INFO, NULL);
+    wire_request(&req, OP_INFO, NULL);
     int rc = client_call(c, &req, 0, NO_DEADLINE, &rep);
     if (rc == TRIDENT_OK && !(rep.present & MF_INFO))
         return client_fail(c, TRIDENT_EPROTO, CODE_PROTOCOL, "the INFO reply has no info");
@@ -1068,9 +1205,9 @@ static char *stats_string(mpread *r)
     const uint8_t *s;
     uint32_t n;
     if (mpread_str(r, &s, &n) == 0)
-        return dup_bytes(s, n);
+        return wire_dup(s, n);
     mpread_skip(r);
-    return dup_bytes("", 0);
+    return wire_dup("", 0);
 }
 
 /* stats_joined: an array of str as one comma-separated owned string. */
@@ -1079,7 +1216,7 @@ static char *stats_joined(mpread *r)
     uint32_t n;
     if (mpread_array(r, &n) < 0) {
         mpread_skip(r);
-        return dup_bytes("", 0);
+        return wire_dup("", 0);
     }
     buf b = BUF_INIT;
     for (uint32_t i = 0; i < n; i++) {
@@ -1145,7 +1282,7 @@ static void stats_worker(mpread *r, trident_worker_stats *w)
     char **strs[] = { &w->worker_id, &w->client, &w->host, &w->queues };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (*strs[i] == NULL)
-            *strs[i] = dup_bytes("", 0);
+            *strs[i] = wire_dup("", 0);
 }
 
 /* stats_parse: fills out (zeroed) from the STATS map. */
@@ -1222,7 +1359,7 @@ static int queue_call(trident_client *c, proto_op op, const char *queue, const c
     if (queue == NULL)
         return client_fail(c, TRIDENT_EINVAL, CODE_INVALID, "no queue");
     proto_msg req, rep;
-    request_init(&req, op, queue);
+    wire_request(&req, op, queue);
     proto_slice *strs = NULL;
     if (n > 0) {
         if (ids == NULL)
@@ -1280,7 +1417,7 @@ static int dead_list_call(trident_client *c, const char *queue, uint64_t offset,
     if (queue == NULL)
         return client_fail(c, TRIDENT_EINVAL, CODE_INVALID, "no queue");
     proto_msg req;
-    request_init(&req, OP_DEAD_LIST, queue);
+    wire_request(&req, OP_DEAD_LIST, queue);
     req.present |= MF_OFFSET | MF_LIMIT;
     req.offset = offset;
     req.limit = limit;
@@ -1327,7 +1464,7 @@ int trident_dead_tasks(trident_client *c, const char *queue, uint64_t offset, ui
     size_t pos = 0, i = 0;
     proto_task t;
     while (i < rep.tasks.n && proto_tasks_next(&rep.tasks, &pos, &t) == PROTO_OK)
-        info_from_task(&tasks[i++], &t, (proto_slice){ NULL, 0 });
+        wire_info(&tasks[i++], &t, (proto_slice){ NULL, 0 });
     *tasks_out = tasks;
     *n = i;
     return TRIDENT_OK;

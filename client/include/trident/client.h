@@ -53,10 +53,11 @@
  * otherwise it never writes to stdout or stderr, and it never raises
  * SIGPIPE.
  *
- * Still to come, alongside this API and in the same error model: an
- * asynchronous, pipelined API on a caller's libevent event_base
- * (trident_async_*), and the Pool-style helpers trident_apply (= run),
- * trident_apply_async, trident_map and trident_imap_unordered.
+ * Pool helpers. trident_apply, trident_apply_async, trident_map and
+ * trident_imap_unordered do what Python's multiprocessing.Pool methods of
+ * those names do, with tasks run by Trident's workers. The asynchronous,
+ * pipelined API for programs that run a libevent loop is in
+ * trident/async.h.
  *
  * Only trident_* (and TRIDENT_*) names are public: libtrident.so exports
  * nothing else, so the modules it carries stay out of its symbol table.
@@ -289,6 +290,62 @@ TRIDENT_API int trident_run(trident_client *c, const trident_submit_opts *o,
  * leaves the RESULT expected: wait again later. */
 TRIDENT_API int trident_wait_result(trident_client *c, const char *id, uint64_t timeout_ms,
                                     trident_task_info *out);
+
+/* ---- Pool helpers ------------------------------------------------------- */
+
+/* trident_bytes: one payload. */
+typedef struct trident_bytes {
+    const void *data;
+    size_t len;
+} trident_bytes;
+
+/* trident_apply: submits o and waits for its result; the same call as
+ * trident_run (one round trip), named after Pool.apply. */
+TRIDENT_API int trident_apply(trident_client *c, const trident_submit_opts *o,
+                              uint64_t timeout_ms, trident_task_info *out);
+
+/* trident_apply_async: submits o with push_result and returns as soon as
+ * the broker holds it, with its id in id_out (may be NULL). Take the result
+ * later with trident_wait_result (the RESULT push on this connection) or
+ * trident_get (from anywhere). Errors as for trident_submit. */
+TRIDENT_API int trident_apply_async(trident_client *c, const trident_submit_opts *o,
+                                    char id_out[TRIDENT_ID_SIZE]);
+
+/* trident_result_fn: called by trident_imap_unordered once for every
+ * payload: index is its place in the input, status TRIDENT_OK (t holds the
+ * result), TRIDENT_ETASK (the task ended dead or cancelled: t->state,
+ * error_code and error say how), or the error that ended the call early
+ * (TRIDENT_ETIMEDOUT, TRIDENT_EIO, ...: t->id is the task's id if the
+ * broker acknowledged it, else ""). t is the library's, freed when the
+ * callback returns: to keep its contents, copy the struct and zero *t. The
+ * callback must not call libtrident on the same client. */
+typedef void (*trident_result_fn)(size_t index, trident_task_info *t, int status, void *arg);
+
+/* trident_imap_unordered: runs one task per payload, each submitted as
+ * *tmpl with its payload (tmpl->id must be NULL: every task gets its own),
+ * and calls fn as results come, in the order they complete. Tasks go out in
+ * SUBMIT_BATCH requests of up to 500, with at most 10,000 submitted and
+ * not yet finished at a time, so any n runs in bounded memory; results
+ * come back as RESULT pushes (no polling). timeout_ms bounds the whole call
+ * (0: no limit). Returns TRIDENT_OK when every task succeeded;
+ * TRIDENT_ETASK when at least one did not (trident_errcode and
+ * trident_errmsg name the first such task); or the error that stopped the
+ * call: the tasks already submitted go on running, and fn has then been
+ * called for every payload anyway, with that error for the ones whose
+ * results did not come. Not reentrant on one client. */
+TRIDENT_API int trident_imap_unordered(trident_client *c, const trident_submit_opts *tmpl,
+                                       const trident_bytes *payloads, size_t n,
+                                       uint64_t timeout_ms, trident_result_fn fn, void *arg);
+
+/* trident_map: trident_imap_unordered with every result put in
+ * results[index], in input order (results is the caller's array of n task
+ * infos; each is initialized: release each with trident_task_info_free).
+ * Returns as trident_imap_unordered does; a
+ * result whose task did not succeed has its state ("dead", "cancelled"),
+ * and one that never came has state "". */
+TRIDENT_API int trident_map(trident_client *c, const trident_submit_opts *tmpl,
+                            const trident_bytes *payloads, size_t n, uint64_t timeout_ms,
+                            trident_task_info *results);
 
 /* trident_task_info_free: frees what t owns and zeroes it. */
 TRIDENT_API void trident_task_info_free(trident_task_info *t);
