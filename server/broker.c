@@ -431,8 +431,17 @@ static void store_down_cb(void *arg)
 static void store_message_cb(void *arg, const char *kind, const char *data, size_t len)
 {
     broker *b = arg;
-    if (strcmp(kind, "done") == 0)
-        tasks_on_done(b, data, len);
+    if (strcmp(kind, "done") == 0) {
+        /* One or more task ids, separated by spaces. */
+        const char *end = data + len;
+        while (data < end) {
+            const char *sp = memchr(data, ' ', (size_t)(end - data));
+            const char *stop = sp ? sp : end;
+            if (stop > data && !workers_acking(b, data, (size_t)(stop - data)))
+                tasks_on_done(b, data, (size_t)(stop - data));
+            data = stop + 1;
+        }
+    }
     else if (strcmp(kind, "ready") == 0)
         workers_on_ready(b, data, len);
     else if (strcmp(kind, "cancel") == 0) {

@@ -14,7 +14,10 @@
 #include "workers.h"
 
 /* Fields per task in the submit script's arguments (lua/submit.lua). */
-#define SUBMIT_FIELDS 11
+#define SUBMIT_FIELDS 12
+/* Tasks in one submit script call, at most (a request bigger than this
+ * still goes whole, alone): bounds how long one call holds Redis. */
+#define SUBMIT_CALL_TASKS 5000
 
 /* ------------------------------------------------------------------------
  * Waiters: a GET with a wait, or a submitter that asked for its result.
@@ -54,6 +57,7 @@ typedef struct submit_req {
 typedef struct submit_call {
     broker *b;
     submit_req *reqs;
+    bool gated;               /* the flush's call (tasks->submitting) */
 } submit_call;
 
 struct tasks {
@@ -64,6 +68,7 @@ struct tasks {
     submit_req *full;         /* waiting for room, retried each tick */
     struct event *retry;
     size_t in_flight;         /* replies owed from scripts */
+    bool submitting;          /* the flush's submit call is in flight */
 };
 
 static void waiter_free(waiter *w)
@@ -467,7 +472,8 @@ static int add_task(broker *b, conn *c, const proto_msg *m, submit_req *r, const
         return -1;
     }
     char id[ID_TEXT_LEN + 1];
-    if (e->present & TF_ID) {
+    bool fresh = !(e->present & TF_ID);
+    if (!fresh) {
         rargs_copy(&r->args, e->id.ptr, e->id.len);
     } else {
         id_generate(id);
@@ -488,6 +494,7 @@ static int add_task(broker *b, conn *c, const proto_msg *m, submit_req *r, const
     rargs_u64(&r->args, PICK(TF_RESULT_TTL, result_ttl, set->result_ttl));
     rargs_str(&r->args, r->push_result ? "1" : "0");
     rargs_u64(&r->args, queue_limit(b, queue));
+    rargs_str(&r->args, fresh ? "1" : "0");
 #undef PICK
     return 0;
 }
@@ -625,6 +632,11 @@ static void submit_done(void *arg, redisReply *reply)
     broker *b = call->b;
     struct tasks *t = b->tasks;
     t->in_flight--;
+    if (call->gated) {
+        t->submitting = false;
+        if (t->queued)
+            broker_want_flush(b);
+    }
     size_t g = 0;
     for (submit_req *r = call->reqs; r; g++) {
         submit_req *next = r->next;
@@ -666,24 +678,31 @@ static void submit_done(void *arg, redisReply *reply)
     mem_free(call);
 }
 
-static void send_submits(broker *b, submit_req *reqs)
+/* reqs_reverse: a request list in the other order. */
+static submit_req *reqs_reverse(submit_req *reqs)
 {
-    if (!reqs)
-        return;
-    rargs a;
-    rargs_init(&a);
-    rargs_u64(&a, clock_wall_ms());
-    size_t n = 0;
-    for (submit_req *r = reqs; r; r = r->next)
-        n++;
-    rargs_u64(&a, n);
-    /* Oldest first: the list was built by pushing at the head. */
     submit_req *rev = NULL;
     while (reqs) {
         submit_req *next = reqs->next;
         reqs->next = rev, rev = reqs;
         reqs = next;
     }
+    return rev;
+}
+
+/* send_submits: one submit script call for a list of requests, oldest
+ * first. gated: the flush's call (see tasks_flush). */
+static void send_submits(broker *b, submit_req *rev, bool gated)
+{
+    if (!rev)
+        return;
+    rargs a;
+    rargs_init(&a);
+    rargs_u64(&a, clock_wall_ms());
+    size_t n = 0;
+    for (submit_req *r = rev; r; r = r->next)
+        n++;
+    rargs_u64(&a, n);
     for (submit_req *r = rev; r; r = r->next) {
         rargs_finish(&r->args);
         for (int i = 0; i < r->args.n; i++)
@@ -692,6 +711,9 @@ static void send_submits(broker *b, submit_req *reqs)
     submit_call *call = mem_malloc(sizeof *call);
     call->b = b;
     call->reqs = rev;
+    call->gated = gated;
+    if (gated)
+        b->tasks->submitting = true;
     if (store_script(b->store, SCRIPT_SUBMIT, &a, submit_done, call) == 0) {
         b->tasks->in_flight++;
     } else {
@@ -701,11 +723,26 @@ static void send_submits(broker *b, submit_req *reqs)
     rargs_free(&a);
 }
 
+/* tasks_flush: sends the submissions gathered since the last call, at most
+ * SUBMIT_CALL_TASKS tasks of them (whole requests) in one script call. Only
+ * one such call is in flight at a time: while Redis runs it, the next
+ * turns' submissions gather into the next call, sent when it returns
+ * (submit_done). An idle broker so sends each submission at once, and a busy
+ * one sends big batches, whose per-call costs are shared by many tasks. */
 void tasks_flush(broker *b)
 {
-    submit_req *reqs = b->tasks->queued;
-    b->tasks->queued = NULL;
-    send_submits(b, reqs);
+    struct tasks *t = b->tasks;
+    if (t->submitting || !t->queued)
+        return;
+    submit_req *oldest = reqs_reverse(t->queued), *last = oldest;
+    size_t n = last->ntasks;
+    while (last->next && n + last->next->ntasks <= SUBMIT_CALL_TASKS) {
+        last = last->next;
+        n += last->ntasks;
+    }
+    t->queued = reqs_reverse(last->next);
+    last->next = NULL;
+    send_submits(b, oldest, true);
 }
 
 static void retry_full_cb(evutil_socket_t fd, short what, void *arg)
@@ -714,7 +751,7 @@ static void retry_full_cb(evutil_socket_t fd, short what, void *arg)
     broker *b = arg;
     submit_req *reqs = b->tasks->full;
     b->tasks->full = NULL;
-    send_submits(b, reqs);
+    send_submits(b, reqs_reverse(reqs), false);
 }
 
 void tasks_redis_down(broker *b)

@@ -58,8 +58,12 @@ struct workers {
     worker *list;
     size_t count;
     hmap *by_tag;
+    hmap *acking_ids;       /* task id -> count, of the ACK call in flight */
     report *acks, *fails;
     size_t in_flight;
+    /* Script calls of the flush in flight: one of each kind at a time, so
+     * that a busy broker gathers big batches (see tasks_flush). */
+    bool acking, failing, fetching;
     uint64_t last_poll;
     uint64_t rng;
 };
@@ -251,6 +255,7 @@ static void fetch_done(void *arg, redisReply *reply)
     fetch_call *call = arg;
     broker *b = call->b;
     b->workers->in_flight--;
+    b->workers->fetching = false;
     if (reply && reply->type == REDIS_REPLY_ERROR)
         log_error("fetch script: %s", reply->str);
     bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == call->n;
@@ -313,7 +318,7 @@ static void order_queues(struct workers *ws, worker *w, const char **out)
 static void send_fetches(broker *b)
 {
     struct workers *ws = b->workers;
-    if (b->draining || !store_up(b->store))
+    if (b->draining || !store_up(b->store) || ws->fetching)
         return;
     size_t n = 0;
     for (worker *w = ws->list; w; w = w->next)
@@ -344,6 +349,7 @@ static void send_fetches(broker *b)
     }
     if (store_script(b->store, SCRIPT_FETCH, &a, fetch_done, call) == 0) {
         ws->in_flight++;
+        ws->fetching = true;
     } else {
         for (size_t i = 0; i < call->n; i++)
             call->ws[i]->fetching = 0;
@@ -490,6 +496,9 @@ static void ack_one(broker *b, report *r, const redisReply *res)
             tasks_on_done(b, r->id, r->idlen);
     } else {
         b->counters.dropped_results++;
+        /* Final already: its P:done may have come while this ACK was in
+         * flight, and been left to this reply (workers_acking). */
+        tasks_on_done(b, r->id, r->idlen);
     }
     proto_msg out;
     broker_ok_init(&out, r->rid);
@@ -553,13 +562,41 @@ static void reports_done(report_call *call, redisReply *reply, const char *what,
     mem_free(call);
 }
 
+/* acking_mark: counts the ids of an ACK call in and (delta -1) out. */
+static void acking_mark(struct workers *ws, const report *list, int delta)
+{
+    for (const report *r = list; r; r = r->next) {
+        uintptr_t n = (uintptr_t)hmap_get(ws->acking_ids, r->id, r->idlen);
+        n = delta > 0 ? n + 1 : n - 1;
+        if (n)
+            hmap_put(ws->acking_ids, r->id, r->idlen, (void *)n);
+        else
+            hmap_del(ws->acking_ids, r->id, r->idlen);
+    }
+}
+
+bool workers_acking(broker *b, const char *id, size_t len)
+{
+    return hmap_get(b->workers->acking_ids, id, len) != NULL;
+}
+
 static void ack_done(void *arg, redisReply *reply)
 {
+    report_call *call = arg;
+    broker *b = call->b;
+    acking_mark(b->workers, call->list, -1);
+    b->workers->acking = false;
+    if (b->workers->acks)
+        broker_want_flush(b);
     reports_done(arg, reply, "ack", ack_one);
 }
 
 static void fail_done(void *arg, redisReply *reply)
 {
+    broker *b = ((report_call *)arg)->b;
+    b->workers->failing = false;
+    if (b->workers->fails)
+        broker_want_flush(b);
     reports_done(arg, reply, "fail", fail_one);
 }
 
@@ -593,6 +630,8 @@ static void send_reports(broker *b, report *list, script_id id, store_reply_fn f
     report_call *call = mem_malloc(sizeof *call);
     call->b = b;
     call->list = rev;
+    if (id == SCRIPT_ACK)
+        acking_mark(b->workers, rev, 1);
     b->workers->in_flight++;
     if (store_script(b->store, id, &a, fn, call) < 0)
         fn(call, NULL);
@@ -602,10 +641,18 @@ static void send_reports(broker *b, report *list, script_id id, store_reply_fn f
 void workers_flush(broker *b)
 {
     struct workers *ws = b->workers;
-    report *acks = ws->acks, *fails = ws->fails;
-    ws->acks = ws->fails = NULL;
-    send_reports(b, acks, SCRIPT_ACK, ack_done);
-    send_reports(b, fails, SCRIPT_FAIL, fail_done);
+    if (ws->acks && !ws->acking) {
+        report *acks = ws->acks;
+        ws->acks = NULL;
+        ws->acking = true;
+        send_reports(b, acks, SCRIPT_ACK, ack_done);
+    }
+    if (ws->fails && !ws->failing) {
+        report *fails = ws->fails;
+        ws->fails = NULL;
+        ws->failing = true;
+        send_reports(b, fails, SCRIPT_FAIL, fail_done);
+    }
     send_fetches(b);
 }
 
@@ -783,6 +830,7 @@ struct workers *workers_new(broker *b)
     struct workers *ws = mem_calloc(1, sizeof *ws);
     ws->b = b;
     ws->by_tag = hmap_new();
+    ws->acking_ids = hmap_new();
     ws->rng = clock_mono_ns() | 1;
     return ws;
 }
@@ -802,5 +850,6 @@ void workers_free(struct workers *ws)
         worker_free(w);
     }
     hmap_free(ws->by_tag);
+    hmap_free(ws->acking_ids);
     mem_free(ws);
 }

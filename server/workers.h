@@ -38,6 +38,11 @@ void workers_progress(broker *b, conn *c, const proto_msg *m);
 void workers_flush(broker *b);
 /* workers_on_close: a worker's connection closed: requeue its tasks. */
 void workers_on_close(broker *b, conn *c);
+/* workers_acking: an ACK of task id is in a script call in flight, whose
+ * reply will answer the task's waiters here (so a P:done about it needs no
+ * read of its own). */
+bool workers_acking(broker *b, const char *id, size_t len);
+
 /* workers_on_ready: queue may have ready tasks (len bytes, not terminated). */
 void workers_on_ready(broker *b, const char *queue, size_t len);
 /* workers_poll: the safety net: look again for every worker with credit. */

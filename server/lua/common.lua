@@ -12,15 +12,32 @@ local QUEUES = P .. ':queues'
 -- 2^40 - front instead, so they precede every task of their priority.
 local P41 = 2199023255552
 local P40 = 1099511627776
+local function ready_score(prio, seq) return (1000 - prio) * P41 + P40 + seq end
 local function push_ready(q, id, prio, front)
   local m = qkey(q, 'm')
   local score
   if front then
-    score = (1000 - prio) * P41 + P40 - redis.call('HINCRBY', m, 'front', 1)
+    score = ready_score(prio, -redis.call('HINCRBY', m, 'front', 1))
   else
-    score = (1000 - prio) * P41 + P40 + redis.call('HINCRBY', m, 'seq', 1)
+    score = ready_score(prio, redis.call('HINCRBY', m, 'seq', 1))
   end
   redis.call('ZADD', qkey(q, 'ready'), score, id)
+end
+
+-- Commands of many arguments go out in chunks: Lua's unpack has a limit.
+local CHUNK = 2000
+local function call_chunked(cmd, key, args)
+  for i = 1, #args, CHUNK do
+    redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))
+  end
+end
+
+-- add_counts: HINCRBY of a per-queue counter once per queue, from a table
+-- of queue -> delta.
+local function add_counts(deltas, field)
+  for q, d in pairs(deltas) do
+    if d ~= 0 then redis.call('HINCRBY', qkey(q, 'm'), field, d) end
+  end
 end
 
 local FINAL = { succeeded = true, dead = true, cancelled = true }

@@ -3,11 +3,15 @@
 -- nqueues, queue... (in the order to serve them).
 -- Returns per request a flat array, 8 fields per task: id, queue, name,
 -- payload, attempt, timeout, priority, created_at.
+-- Hot path: per task one HMGET and one HSET; the running set and the
+-- counters are written once per call.
 local now = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local nreq = tonumber(ARGV[4])
 local at = 5
 local out = {}
+local running = {}  -- score, id pairs for the running set
+local nrun = {}     -- queue -> tasks started
 for r = 1, nreq do
   local worker, want, nq = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
   local got = {}
@@ -23,8 +27,9 @@ for r = 1, nreq do
         if t[1] then
           local a = tonumber(t[3]) + 1
           redis.call('HSET', k, 's', 'running', 'a', a, 'st', now, 'wk', worker)
-          redis.call('ZADD', RUNNING, now + lease, id)
-          redis.call('HINCRBY', qkey(q, 'm'), 'nrun', 1)
+          running[#running + 1] = now + lease
+          running[#running + 1] = id
+          nrun[q] = (nrun[q] or 0) + 1
           local n = #got
           got[n + 1], got[n + 2], got[n + 3], got[n + 4] = id, q, t[1], t[2]
           got[n + 5], got[n + 6], got[n + 7], got[n + 8] = a, t[4], t[5], t[6]
@@ -36,4 +41,6 @@ for r = 1, nreq do
   out[r] = got
   at = at + 3 + nq
 end
+call_chunked('ZADD', RUNNING, running)
+add_counts(nrun, 'nrun')
 return out

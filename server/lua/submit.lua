@@ -1,17 +1,24 @@
 -- submit: stores new tasks, request by request, each all or nothing.
--- ARGV: prefix, now, ngroups, then per group: ntasks, then per task 11
+-- ARGV: prefix, now, ngroups, then per group: ntasks, then per task 12
 -- fields: id, queue, name, payload, priority, due (0 = ready now),
 -- max_retries, timeout, result_ttl, waiter (1 = a broker waits for it),
--- max_length (0 = unlimited).
+-- max_length (0 = unlimited), fresh (1 = the broker just made the id, so it
+-- cannot exist yet: no duplicate check).
 -- Returns per group: an array of 0 (stored), 1 (duplicate: the id exists)
 -- or 2 (duplicate, and already final) per task, or the string "QUEUE_FULL <queue>" when storing it would take
 -- a queue past its max_length.
+-- Hot path: one HSET per task. The ready sets, their sequence numbers and
+-- the counters are written once per queue at the end of the call, so the
+-- room check counts what this call added before (added).
+local F = 12
 local now = tonumber(ARGV[2])
 local ngroups = tonumber(ARGV[3])
 local at = 4
 local out = {}
-local ready = {}
 local known = {}  -- queues already added to the queue set by this call
+local added = {}  -- queue -> tasks this call added (ready and scheduled)
+local readyq = {} -- queue -> { prio, id, prio, id, ... } to make ready, in order
+local nsch = {}   -- queue -> tasks scheduled
 for g = 1, ngroups do
   local n = tonumber(ARGV[at])
   at = at + 1
@@ -19,16 +26,17 @@ for g = 1, ngroups do
   local dup, adding, full = {}, {}, nil
   local seen = {}
   for i = 0, n - 1 do
-    local b = at + i * 11
+    local b = at + i * F
     local id, q, maxlen = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 10])
-    if seen[id] or redis.call('EXISTS', tkey(id)) == 1 then
+    if seen[id] or (ARGV[b + 11] ~= '1' and redis.call('EXISTS', tkey(id)) == 1) then
       dup[i] = true
     else
       seen[id] = true
       adding[q] = (adding[q] or 0) + 1
       if maxlen > 0 then
         local m = redis.call('HMGET', qkey(q, 'm'), 'nsch', 'nrt')
-        local len = redis.call('ZCARD', qkey(q, 'ready')) + tonumber(m[1] or 0) + tonumber(m[2] or 0)
+        local len = redis.call('ZCARD', qkey(q, 'ready')) + tonumber(m[1] or 0) +
+                    tonumber(m[2] or 0) + (added[q] or 0)
         if len + adding[q] > maxlen then full = q end
       end
     end
@@ -38,7 +46,7 @@ for g = 1, ngroups do
   else
     local res = {}
     for i = 0, n - 1 do
-      local b = at + i * 11
+      local b = at + i * F
       if dup[i] then
         res[i + 1] = 1
         local s = redis.call('HGET', tkey(ARGV[b]), 's')
@@ -50,29 +58,44 @@ for g = 1, ngroups do
       else
         local id, q, due, prio = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 5]), tonumber(ARGV[b + 4])
         local k = tkey(id)
-        local scheduled = due > now
-        redis.call('HSET', k, 'q', q, 'n', ARGV[b + 2], 'p', ARGV[b + 3], 'pr', prio,
-                   'a', 0, 'mr', ARGV[b + 6], 'to', ARGV[b + 7], 'ttl', ARGV[b + 8], 'c', now,
-                   's', scheduled and 'scheduled' or 'queued')
-        if ARGV[b + 9] == '1' then redis.call('HSET', k, 'w', '1') end
+        local f = { 'q', q, 'n', ARGV[b + 2], 'p', ARGV[b + 3], 'pr', prio, 'a', 0,
+                    'mr', ARGV[b + 6], 'to', ARGV[b + 7], 'ttl', ARGV[b + 8], 'c', now }
+        if ARGV[b + 9] == '1' then f[#f + 1], f[#f + 2] = 'w', '1' end
+        if due > now then
+          f[#f + 1], f[#f + 2], f[#f + 3], f[#f + 4] = 's', 'scheduled', 'ra', due
+          redis.call('HSET', k, unpack(f))
+          redis.call('ZADD', SCHED, due, id)
+          nsch[q] = (nsch[q] or 0) + 1
+        else
+          f[#f + 1], f[#f + 2] = 's', 'queued'
+          redis.call('HSET', k, unpack(f))
+          local r = readyq[q]
+          if not r then r = {}; readyq[q] = r end
+          r[#r + 1], r[#r + 2] = prio, id
+        end
+        added[q] = (added[q] or 0) + 1
         if not known[q] then
           redis.call('SADD', QUEUES, q)
           known[q] = true
-        end
-        if scheduled then
-          redis.call('HSET', k, 'ra', due)
-          redis.call('ZADD', SCHED, due, id)
-          redis.call('HINCRBY', qkey(q, 'm'), 'nsch', 1)
-        else
-          push_ready(q, id, prio, false)
-          ready[q] = true
         end
         res[i + 1] = 0
       end
     end
     out[g] = res
   end
-  at = at + n * 11
+  at = at + n * F
 end
-notify(ready)
+-- The ready sets: sequence numbers reserved once per queue, in order.
+for q, r in pairs(readyq) do
+  local c = #r / 2
+  local seq = redis.call('HINCRBY', qkey(q, 'm'), 'seq', c) - c
+  local e = {}
+  for i = 1, #r, 2 do
+    seq = seq + 1
+    e[i], e[i + 1] = ready_score(r[i], seq), r[i + 1]
+  end
+  call_chunked('ZADD', qkey(q, 'ready'), e)
+end
+add_counts(nsch, 'nsch')
+notify(readyq)
 return out
