@@ -603,13 +603,6 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
     conn_send(r->c, &out);
     mem_free(ids);
     mem_free(dups);
-    /* Workers here that found nothing can look now, a pub/sub hop sooner
-     * than the P:ready message the script also sent. */
-    for (uint32_t i = 0; i < r->ntasks; i++) {
-        int at = 1 + (int)i * SUBMIT_FIELDS;
-        if (codes->element[i]->integer == 0 && r->args.lens[at + 5] == 1 && r->args.argv[at + 5][0] == '0')
-            workers_on_ready(b, r->args.argv[at + 1], r->args.lens[at + 1]);
-    }
     if (r->waiters && conn_alive(r->c)) {
         for (uint32_t i = 0; i < r->ntasks; i++) {
             waiter *w = r->waiters[i];
@@ -707,6 +700,15 @@ static void send_submits(broker *b, submit_req *rev, bool gated)
         rargs_finish(&r->args);
         for (int i = 0; i < r->args.n; i++)
             rargs_borrow(&a, r->args.argv[i], r->args.lens[i]);
+        /* Idle workers here that serve a queue getting ready tasks fetch
+         * in this same flush: their fetch call goes to Redis right behind
+         * this one, on the same link, so it sees the new tasks without
+         * waiting for this reply (or the P:ready message). */
+        for (uint32_t i = 0; i < r->ntasks; i++) {
+            int at = 1 + (int)i * SUBMIT_FIELDS;
+            if (r->args.lens[at + 5] == 1 && r->args.argv[at + 5][0] == '0')
+                workers_on_ready(b, r->args.argv[at + 1], r->args.lens[at + 1]);
+        }
     }
     submit_call *call = mem_malloc(sizeof *call);
     call->b = b;

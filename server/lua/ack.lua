@@ -8,7 +8,6 @@
 -- Views are only sent for watched tasks: most results have no waiter.
 -- Hot path: per task one HMGET, one HSET and the expiry; the running set,
 -- the counters and the P:done message go once per call.
-local now = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local out = {}
 local stopped = {}          -- ids to take out of the running set
@@ -32,7 +31,7 @@ for i = 0, n - 1 do
     else
       unlink(id, q, s)
     end
-    redis.call('HSET', k, 's', 'succeeded', 'f', now, 'r', result)
+    redis.call('HSET', k, 's', 'succeeded', 'f', ARGV[2], 'r', result)
     -- An earlier attempt's error goes; wk (the worker) means nothing once
     -- final and is left alone.
     if v[14] then redis.call('HDEL', k, 'ec', 'em') end
@@ -41,7 +40,7 @@ for i = 0, n - 1 do
     if v[3] == '1' then
       done[#done + 1] = id
       -- The view as watch.lua reads it, after the writes above.
-      out[i + 1] = { q, v[5], 'succeeded', v[6], v[7], v[8], v[9], v[10], v[11], now,
+      out[i + 1] = { q, v[5], 'succeeded', v[6], v[7], v[8], v[9], v[10], v[11], ARGV[2],
                      v[12], v[13], result, false, false }
     end
     local ttl = tonumber(v[4])

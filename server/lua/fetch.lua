@@ -9,6 +9,7 @@ local now = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local nreq = tonumber(ARGV[4])
 local at = 5
+local until_ = tostring(now + lease) -- one number formatted per call, not per task
 local out = {}
 local running = {}  -- score, id pairs for the running set
 local nrun = {}     -- queue -> tasks started
@@ -26,8 +27,8 @@ for r = 1, nreq do
         local t = redis.call('HMGET', k, 'n', 'p', 'a', 'to', 'pr', 'c')
         if t[1] then
           local a = tonumber(t[3]) + 1
-          redis.call('HSET', k, 's', 'running', 'a', a, 'st', now, 'wk', worker)
-          running[#running + 1] = now + lease
+          redis.call('HSET', k, 's', 'running', 'a', a, 'st', ARGV[2], 'wk', worker)
+          running[#running + 1] = until_
           running[#running + 1] = id
           nrun[q] = (nrun[q] or 0) + 1
           local n = #got

@@ -58,13 +58,14 @@ for g = 1, ngroups do
       else
         local id, q, due, prio = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 5]), tonumber(ARGV[b + 4])
         local k = tkey(id)
-        local f = { 'q', q, 'n', ARGV[b + 2], 'p', ARGV[b + 3], 'pr', prio, 'a', 0,
-                    'mr', ARGV[b + 6], 'to', ARGV[b + 7], 'ttl', ARGV[b + 8], 'c', now }
+        -- Values go as the strings they came as: Lua formats numbers slowly.
+        local f = { 'q', q, 'n', ARGV[b + 2], 'p', ARGV[b + 3], 'pr', ARGV[b + 4], 'a', '0',
+                    'mr', ARGV[b + 6], 'to', ARGV[b + 7], 'ttl', ARGV[b + 8], 'c', ARGV[2] }
         if ARGV[b + 9] == '1' then f[#f + 1], f[#f + 2] = 'w', '1' end
         if due > now then
-          f[#f + 1], f[#f + 2], f[#f + 3], f[#f + 4] = 's', 'scheduled', 'ra', due
+          f[#f + 1], f[#f + 2], f[#f + 3], f[#f + 4] = 's', 'scheduled', 'ra', ARGV[b + 5]
           redis.call('HSET', k, unpack(f))
-          redis.call('ZADD', SCHED, due, id)
+          redis.call('ZADD', SCHED, ARGV[b + 5], id)
           nsch[q] = (nsch[q] or 0) + 1
         else
           f[#f + 1], f[#f + 2] = 's', 'queued'
