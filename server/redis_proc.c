@@ -283,6 +283,9 @@ static int redis_proc_write_conf(const redis_proc *p, char *err, size_t errlen)
     redis_proc_conf_str(f, "logfile", p->log_path);
     fputs("appendonly yes\n", f);
     fprintf(f, "appendfsync %s\n", p->appendfsync);
+    /* The AOF is what keeps the tasks; RDB snapshots on top would only
+     * repeat its work (its rewrites already start with an RDB preamble). */
+    fputs("save \"\"\n", f);
     fprintf(f, "maxmemory %llu\n", (unsigned long long)p->maxmemory);
     /* A task queue must never evict tasks: a full Redis refuses writes. */
     fputs("maxmemory-policy noeviction\n", f);
