@@ -17,11 +17,14 @@ elseif op == 'resume' then
   return 1
 elseif op == 'purge' then
   local count = 0
-  for _, id in ipairs(redis.call('ZRANGE', qkey(q, 'ready'), 0, -1)) do
-    redis.call('DEL', tkey(id))
-    count = count + 1
+  for _, pr in ipairs(redis.call('ZRANGE', qkey(q, 'prios'), 0, -1)) do
+    for _, id in ipairs(redis.call('LRANGE', rkey(q, pr), 0, -1)) do
+      redis.call('DEL', tkey(id))
+      count = count + 1
+    end
+    redis.call('DEL', rkey(q, pr))
   end
-  redis.call('DEL', qkey(q, 'ready'))
+  redis.call('DEL', qkey(q, 'prios'))
   for _, id in ipairs(redis.call('ZRANGE', SCHED, 0, -1)) do
     local tq = redis.call('HGET', tkey(id), 'q')
     if tq == q or not tq then

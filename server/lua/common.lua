@@ -7,21 +7,38 @@ local RUNNING = P .. ':running'
 local SCHED = P .. ':sched'
 local QUEUES = P .. ':queues'
 
--- Ready order: higher priority first, FIFO within one priority. The score is
--- (1000 - priority) * 2^41 + 2^40 + seq; requeues at the front use
--- 2^40 - front instead, so they precede every task of their priority.
-local P41 = 2199023255552
-local P40 = 1099511627776
-local function ready_score(prio, seq) return (1000 - prio) * P41 + P40 + seq end
+-- Ready order: higher priority first, FIFO within one priority. A queue's
+-- ready tasks of one priority are a list (pushed at the back, popped from
+-- the front; tasks taken back from a lost worker go to the front), and
+-- the queue's sorted set of priorities (score -priority) says which lists
+-- may hold tasks: a priority stays in it until a fetch finds its list empty.
+local function rkey(q, prio) return P .. ':q:' .. q .. ':r:' .. prio end
 local function push_ready(q, id, prio, front)
-  local m = qkey(q, 'm')
-  local score
-  if front then
-    score = ready_score(prio, -redis.call('HINCRBY', m, 'front', 1))
-  else
-    score = ready_score(prio, redis.call('HINCRBY', m, 'seq', 1))
+  redis.call(front and 'LPUSH' or 'RPUSH', rkey(q, prio), id)
+  redis.call('ZADD', qkey(q, 'prios'), -prio, prio)
+end
+
+-- ready_len: the number of ready tasks of queue q.
+local function ready_len(q)
+  local n = 0
+  for _, pr in ipairs(redis.call('ZRANGE', qkey(q, 'prios'), 0, -1)) do
+    n = n + redis.call('LLEN', rkey(q, pr))
   end
-  redis.call('ZADD', qkey(q, 'ready'), score, id)
+  return n
+end
+
+-- pop_ready: up to count ready ids of queue q, highest priority first.
+local function pop_ready(q, count)
+  local out = {}
+  for _, pr in ipairs(redis.call('ZRANGE', qkey(q, 'prios'), 0, -1)) do
+    local got = redis.call('LPOP', rkey(q, pr), count - #out)
+    if got then
+      for i = 1, #got do out[#out + 1] = got[i] end
+    end
+    if #out >= count then break end
+    redis.call('ZREM', qkey(q, 'prios'), pr) -- its list is empty now
+  end
+  return out
 end
 
 -- Commands of many arguments go out in chunks: Lua's unpack has a limit.
@@ -46,7 +63,7 @@ local FINAL = { succeeded = true, dead = true, cancelled = true }
 -- the per-queue counters. Returns nothing; the caller sets the new state.
 local function unlink(id, q, s)
   if s == 'queued' then
-    redis.call('ZREM', qkey(q, 'ready'), id)
+    redis.call('LREM', rkey(q, redis.call('HGET', tkey(id), 'pr')), 1, id)
   elseif s == 'scheduled' then
     redis.call('ZREM', SCHED, id)
     redis.call('HDEL', tkey(id), 'ra')

@@ -7,9 +7,9 @@
 -- Returns per group: an array of 0 (stored), 1 (duplicate: the id exists)
 -- or 2 (duplicate, and already final) per task, or the string "QUEUE_FULL <queue>" when storing it would take
 -- a queue past its max_length.
--- Hot path: one HSET per task. The ready sets, their sequence numbers and
--- the counters are written once per queue at the end of the call, so the
--- room check counts what this call added before (added).
+-- Hot path: one HSET per task. The ready lists and the counters are
+-- written once per queue at the end of the call, so the room check counts
+-- what this call added before (added).
 local F = 12
 local now = tonumber(ARGV[2])
 local ngroups = tonumber(ARGV[3])
@@ -17,7 +17,7 @@ local at = 4
 local out = {}
 local known = {}  -- queues already added to the queue set by this call
 local added = {}  -- queue -> tasks this call added (ready and scheduled)
-local readyq = {} -- queue -> { prio, id, prio, id, ... } to make ready, in order
+local readyq = {} -- queue -> priority -> ids to make ready, in order
 local nsch = {}   -- queue -> tasks scheduled
 for g = 1, ngroups do
   local n = tonumber(ARGV[at])
@@ -35,7 +35,7 @@ for g = 1, ngroups do
       adding[q] = (adding[q] or 0) + 1
       if maxlen > 0 then
         local m = redis.call('HMGET', qkey(q, 'm'), 'nsch', 'nrt')
-        local len = redis.call('ZCARD', qkey(q, 'ready')) + tonumber(m[1] or 0) +
+        local len = ready_len(q) + tonumber(m[1] or 0) +
                     tonumber(m[2] or 0) + (added[q] or 0)
         if len + adding[q] > maxlen then full = q end
       end
@@ -70,9 +70,11 @@ for g = 1, ngroups do
         else
           f[#f + 1], f[#f + 2] = 's', 'queued'
           redis.call('HSET', k, unpack(f))
-          local r = readyq[q]
-          if not r then r = {}; readyq[q] = r end
-          r[#r + 1], r[#r + 2] = prio, id
+          local byprio = readyq[q]
+          if not byprio then byprio = {}; readyq[q] = byprio end
+          local r = byprio[prio]
+          if not r then r = {}; byprio[prio] = r end
+          r[#r + 1] = id
         end
         added[q] = (added[q] or 0) + 1
         if not known[q] then
@@ -86,16 +88,12 @@ for g = 1, ngroups do
   end
   at = at + n * F
 end
--- The ready sets: sequence numbers reserved once per queue, in order.
-for q, r in pairs(readyq) do
-  local c = #r / 2
-  local seq = redis.call('HINCRBY', qkey(q, 'm'), 'seq', c) - c
-  local e = {}
-  for i = 1, #r, 2 do
-    seq = seq + 1
-    e[i], e[i + 1] = ready_score(r[i], seq), r[i + 1]
+-- The ready lists, one push per queue and priority.
+for q, byprio in pairs(readyq) do
+  for prio, ids in pairs(byprio) do
+    call_chunked('RPUSH', rkey(q, prio), ids)
+    redis.call('ZADD', qkey(q, 'prios'), -prio, prio)
   end
-  call_chunked('ZADD', qkey(q, 'ready'), e)
 end
 add_counts(nsch, 'nsch')
 notify(readyq)
