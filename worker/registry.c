@@ -2,14 +2,17 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hmap.h"
+#include "log.h"
 #include "mem.h"
 #include "sha256.h"
 
@@ -246,6 +249,46 @@ static int leak(trident_task *t, void *ctx)
     return 0; /* never freed: that is the point */
 }
 
+/* journal (test only): appends "<task id> <attempt>\n" to the file named
+ * by TRIDENT_TEST_JOURNAL and returns the payload as its result, so a test
+ * can count how often each task ran. One O_APPEND write() per line: lines of
+ * concurrent executions never interleave. Fails for good (no retry) when
+ * the variable is unset or the file cannot be written, so that a test sees
+ * the fault instead of a loop. */
+static int journal(trident_task *t, void *ctx)
+{
+    (void)ctx;
+    const char *path = getenv("TRIDENT_TEST_JOURNAL");
+    if (!path || path[0] == '\0') {
+        trident_task_set_error(t, 0, "journal: TRIDENT_TEST_JOURNAL is not set");
+        return -1;
+    }
+    char line[192], why[128];
+    int n = snprintf(line, sizeof line, "%s %u\n", trident_task_id(t), trident_task_attempt(t));
+    if (n < 0 || (size_t)n >= sizeof line) {
+        trident_task_set_error(t, 0, "journal: the task id is too long for a line");
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        trident_task_set_error(t, 0, "journal: open %s: %s", path,
+                               log_strerror(errno, why, sizeof why));
+        return -1;
+    }
+    ssize_t w = write(fd, line, (size_t)n);
+    int e = errno;
+    close(fd);
+    if (w != n) {
+        trident_task_set_error(t, 0, "journal: write %s: %s", path,
+                               w < 0 ? log_strerror(e, why, sizeof why) : "short write");
+        return -1;
+    }
+    size_t len;
+    const void *p = trident_task_payload(t, &len);
+    trident_task_set_result(t, p, len);
+    return 0;
+}
+
 void registry_add_builtins(trident_registry *r, bool test_handlers)
 {
     trident_register_async(r, "echo", echo, NULL, 0);
@@ -256,5 +299,6 @@ void registry_add_builtins(trident_registry *r, bool test_handlers)
         trident_register_sync(r, "crash", crash, NULL, 0);
         trident_register_sync(r, "block", block, NULL, 0);
         trident_register_sync(r, "leak", leak, NULL, 0);
+        trident_register_sync(r, "journal", journal, NULL, 0);
     }
 }

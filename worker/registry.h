@@ -1,9 +1,9 @@
 /* registry: task name -> handler, for one worker child.
  *
  * Filled at start from the built-ins (echo, sleep, fail, sha256; crash,
- * block and leak only with --test-handlers) and then from plugins and --exec
- * settings, which may not reuse a taken name. Read-only once tasks flow,
- * so any thread may look up. */
+ * block, leak and journal only with --test-handlers) and then from plugins
+ * and --exec settings, which may not reuse a taken name. Read-only once
+ * tasks flow, so any thread may look up. */
 #ifndef TRIDENT_REGISTRY_H
 #define TRIDENT_REGISTRY_H
 
@@ -27,7 +27,7 @@ typedef struct handler {
 trident_registry *registry_new(void);
 void registry_free(trident_registry *r);
 /* registry_add_builtins: echo, sleep, fail, sha256, and with test_handlers
- * also crash, block and leak. */
+ * also crash, block, leak and journal. */
 void registry_add_builtins(trident_registry *r, bool test_handlers);
 /* registry_add_exec: NAME=COMMAND. Returns 0, or -1 with err. */
 int registry_add_exec(trident_registry *r, const char *spec, char *err, size_t errlen);

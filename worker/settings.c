@@ -48,7 +48,7 @@ const config_option worker_settings_table[] = {
     { "exec", CONFIG_LIST, O(exec), NULL, 0, 0, 0, 0,
       "NAME=COMMAND: run COMMAND for tasks named NAME (repeatable)", MS },
     { "test-handlers", CONFIG_BOOL, O(test_handlers), "no", 0, 0, 0, 0,
-      "also register the crash and leak handlers (for tests only)", MS },
+      "also register the crash, block, leak and journal handlers (for tests only)", MS },
     { "worker-id", CONFIG_STRING, O(worker_id), NULL, 0, 0, 0, 0,
       "this worker's name in STATS (default: host-pid)", MS },
     { "scratch-root", CONFIG_STRING, O(scratch_root), NULL, 0, 0, 0, 0,

@@ -11,12 +11,17 @@ fixed time as synchronization.
                 that it exited 0 with no sanitizer report
     Client      one connection: send/reply/push, raw bytes, EOF checks
     Worker      a Client that said HELLO as a worker (CREDIT, ACK, FAIL)
-    BrokerTest  unittest base: start_broker/start_redis with cleanups that
-                check the exit and print the broker's log when a test failed
+    WorkerProcess  a real trident-worker (pre-fork master and its children);
+                stop() checks that it exited 0 with no sanitizer report
+    BrokerTest  unittest base: start_broker/start_redis/start_worker_process
+                with cleanups that check the exit and print the logs when a
+                test failed
+    proc_*      what /proc says of a process: children, name, state, age
 
 Environment: TRIDENT_BUILD (the build directory, required),
 TRIDENT_KEEP_LOGS=1 keeps the temporary directories (logs, data).
 """
+import glob
 import os
 import shutil
 import signal
@@ -79,6 +84,61 @@ def frame(body):
 def raw_frame(data):
     """A frame around raw body bytes."""
     return struct.pack(">I", len(data)) + data
+
+
+def proc_children(pid):
+    """The pids of pid's children (those of all its threads), from /proc;
+    [] once pid is gone."""
+    kids = []
+    for path in glob.glob(f"/proc/{pid}/task/*/children"):
+        try:
+            with open(path) as f:
+                kids += [int(x) for x in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # the thread or the process ended while we looked
+    return kids
+
+
+def _proc_stat(pid):
+    """The fields of /proc/pid/stat after the command name, or None if pid is
+    gone (field 3, the state, is element 0)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def proc_name(pid):
+    """The command name of pid (/proc/pid/comm), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def proc_state(pid):
+    """The state letter of pid (R, S, D, Z...), or None if it is gone."""
+    fields = _proc_stat(pid)
+    return fields[0] if fields else None
+
+
+def proc_gone(pid):
+    """True once pid has ended: no such process, or a zombie (an orphan whose
+    new parent has not reaped it yet: it runs no code and holds no files)."""
+    return proc_state(pid) in (None, "Z")
+
+
+def proc_age(pid):
+    """Seconds since pid started, or None if it is gone."""
+    fields = _proc_stat(pid)
+    if not fields:
+        return None
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
 
 
 class ProtocolError(Exception):
@@ -478,10 +538,29 @@ class Broker:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def kill(self):
+        """SIGKILL; returns once tridentd and its embedded redis-server are
+        gone. That Redis gets SIGTERM from the kernel (PDEATHSIG) and saves
+        before it exits: a stop() that removed its directory meanwhile would
+        make that save fail, and Redis then refuses to exit at all."""
+        redis = None if self.redis_url or self.proc.poll() is not None else self.redis_pid()
         self.proc.kill()
         self.proc.wait()
         self.returncode = self.proc.returncode
+        if self._ctl:
+            self._ctl.close()
         self._ctl = None
+        if redis:
+            wait_for(lambda: proc_gone(redis), 30, f"the embedded redis-server (pid {redis}) "
+                     "to exit after tridentd")
+
+    def redis_pid(self):
+        """The pid of the embedded redis-server (a child of tridentd), or
+        None while there is none (it died and its restart is pending)."""
+        kids = [p for p in proc_children(self.proc.pid)
+                if proc_name(p) == "redis-server" and not proc_gone(p)]
+        if len(kids) > 1:
+            raise AssertionError(f"tridentd has {len(kids)} redis-server children: {kids}")
+        return kids[0] if kids else None
 
     def signal(self, sig):
         """Sends sig; after SIGTERM or SIGINT, stop() waits instead of
@@ -537,6 +616,86 @@ class Broker:
                 shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class WorkerProcess:
+    """A real trident-worker (its pre-fork master) against broker, with its
+    log and scratch root in a temporary directory; stopped by the PID
+    started here. args come after the defaults, so they may override them;
+    env is added to the environment."""
+
+    def __init__(self, broker, *args, processes=2, threads=2, queues=("default",), env=None,
+                 verbose="-v"):
+        self.dir = tempfile.mkdtemp(prefix="trident-worker-")
+        self.scratch = os.path.join(self.dir, "scratch")
+        os.mkdir(self.scratch)
+        self.log = os.path.join(self.dir, "worker.log")
+        self.processes = processes
+        cmd = [binary("worker/trident-worker"), "--broker", f"127.0.0.1:{broker.port}",
+               "--processes", str(processes), "--threads", str(threads),
+               "--queues", ",".join(queues), "--scratch-root", self.scratch, verbose, *args]
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=full_env)
+        self.returncode = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def children(self):
+        """The pids of the master's children (the worker processes)."""
+        return proc_children(self.proc.pid)
+
+    def log_text(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines=80):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def sanitizer_report(self):
+        text = self.log_text()
+        for mark in SANITIZER_MARKS:
+            at = text.find(mark)
+            if at >= 0:
+                return text[max(0, at - 200):at + 3000]
+        return None
+
+    def kill(self):
+        """SIGKILL to the master (its children then stop on their own)."""
+        self.proc.kill()
+        self.returncode = self.proc.wait()
+
+    def stop(self, timeout=60):
+        """SIGTERM if running; fails unless it exited 0 with no sanitizer
+        report (from the master or any child); removes the directory."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.returncode = self.proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.kill()
+                    raise AssertionError(f"trident-worker did not exit within {timeout} s of "
+                                         f"SIGTERM:\n{self.log_tail()}")
+            else:
+                self.returncode = self.proc.returncode
+            report = self.sanitizer_report()
+            if report:
+                raise AssertionError(f"trident-worker sanitizer report (log {self.log}):\n"
+                                     f"{report}")
+            if self.returncode not in (0, -signal.SIGKILL):
+                raise AssertionError(f"trident-worker exited with {self.returncode} (log "
+                                     f"{self.log}):\n{self.log_tail()}")
+        finally:
+            if not KEEP:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class BrokerTest(unittest.TestCase):
     """Starts processes with cleanups. A broker's exit is checked (0, no
     sanitizer report) when the test ends; if the test failed, the tail of
@@ -568,6 +727,20 @@ class BrokerTest(unittest.TestCase):
         if self._failed() or KEEP:
             sys.stderr.write(f"\n--- tridentd log {b.log} (last lines) ---\n{b.log_tail()}\n---\n")
         b.stop()
+
+    def start_worker_process(self, broker, *args, **kw):
+        """A real trident-worker (WorkerProcess) against broker, stopped and
+        checked when the test ends, before the broker (cleanups run last
+        first)."""
+        w = WorkerProcess(broker, *args, **kw)
+        self.addCleanup(self._stop_worker_process, w)
+        return w
+
+    def _stop_worker_process(self, w):
+        if self._failed() or KEEP:
+            sys.stderr.write(f"\n--- trident-worker log {w.log} (last lines) ---\n"
+                             f"{w.log_tail()}\n---\n")
+        w.stop()
 
     def track(self, conn):
         """Closes conn when the test ends."""
