@@ -230,11 +230,13 @@ static int cli_exit_of(int rc, const char *code)
 static int cli_fail(const cli *x, int rc)
 {
     const char *code = trident_errcode(x->c);
-    if (rc == TRIDENT_EBROKER || rc == TRIDENT_ETASK)
+    int status = cli_exit_of(rc, code);
+    /* Task and broker errors (refused here or there) name their code. */
+    if (status == CLI_EXIT_TASK_FAILED || status == CLI_EXIT_BROKER)
         fprintf(stderr, "trident: %s: %s: %s\n", x->cmd->name, code, trident_errmsg(x->c));
     else
         fprintf(stderr, "trident: %s: %s\n", x->cmd->name, trident_errmsg(x->c));
-    return cli_exit_of(rc, code);
+    return status;
 }
 
 /* cli_password: the password from --password-file, $TRIDENT_PASSWORD_FILE

@@ -234,12 +234,7 @@ class ScenarioTest(E2ETest):
                         "the task ran long after its delay")
 
     # PROTOCOL.md: GET has `finished_at` "when final" and a RESULT push has
-    # it "always". Since 0958c43 (ack.lua returns the view of a watched task
-    # with `now` as a Lua number, an integer reply, where view_fill in
-    # server/tasks.c takes only string replies) the answer to a GET that
-    # waited for the task, and the RESULT push, come without it. Remove the
-    # decorator once the broker sends it again.
-    @unittest.expectedFailure
+    # it "always", also when the broker answers from the ack script's view.
     def test_a_result_says_when_the_task_finished(self):
         q = "e2e_delay"
         ran = self.cli.json("run", "sleep", "50", "--queue", q)
@@ -404,11 +399,7 @@ class ScenarioTest(E2ETest):
                          errors + 1)
 
     # `trident --help` says of exit status 4 "its error code and message are
-    # on stderr", but when the CLI itself refuses a payload over the limit it
-    # prints the message only (client/main.c cli_fail prints the code for
-    # TRIDENT_EBROKER and TRIDENT_ETASK, not for TRIDENT_EINVAL). Remove the
-    # decorator once the CLI names the code.
-    @unittest.expectedFailure
+    # on stderr", also when the CLI itself refuses a payload over the limit.
     def test_cli_names_the_code_of_a_payload_it_refuses(self):
         err = self.cli.refused("submit", "echo", "--file",
                                self.tmpfile(b"x" * (MAX_PAYLOAD + 1)), "--queue", "e2e_payload")
