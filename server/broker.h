@@ -29,6 +29,11 @@
 #include "settings.h"
 #include "store.h"
 
+/* Script calls of each hot kind (submit, ack, fail, fetch) the flush keeps
+ * in flight at once. What arrives meanwhile waits for the next call of its
+ * kind: a busy broker so sends big batches, an idle one sends at once. */
+#define BROKER_CALLS_IN_FLIGHT 4
+
 struct event_base;
 struct event;
 struct evconnlistener;

@@ -57,7 +57,7 @@ typedef struct submit_req {
 typedef struct submit_call {
     broker *b;
     submit_req *reqs;
-    bool gated;               /* the flush's call (tasks->submitting) */
+    bool gated;               /* one of the flush's calls (tasks->submitting) */
 } submit_call;
 
 struct tasks {
@@ -68,7 +68,7 @@ struct tasks {
     submit_req *full;         /* waiting for room, retried each tick */
     struct event *retry;
     size_t in_flight;         /* replies owed from scripts */
-    bool submitting;          /* the flush's submit call is in flight */
+    unsigned submitting;      /* the flush's submit calls in flight */
 };
 
 static void waiter_free(waiter *w)
@@ -626,7 +626,7 @@ static void submit_done(void *arg, redisReply *reply)
     struct tasks *t = b->tasks;
     t->in_flight--;
     if (call->gated) {
-        t->submitting = false;
+        t->submitting--;
         if (t->queued)
             broker_want_flush(b);
     }
@@ -715,7 +715,7 @@ static void send_submits(broker *b, submit_req *rev, bool gated)
     call->reqs = rev;
     call->gated = gated;
     if (gated)
-        b->tasks->submitting = true;
+        b->tasks->submitting++;
     if (store_script(b->store, SCRIPT_SUBMIT, &a, submit_done, call) == 0) {
         b->tasks->in_flight++;
     } else {
@@ -726,15 +726,16 @@ static void send_submits(broker *b, submit_req *rev, bool gated)
 }
 
 /* tasks_flush: sends the submissions gathered since the last call, at most
- * SUBMIT_CALL_TASKS tasks of them (whole requests) in one script call. Only
- * one such call is in flight at a time: while Redis runs it, the next
- * turns' submissions gather into the next call, sent when it returns
- * (submit_done). An idle broker so sends each submission at once, and a busy
- * one sends big batches, whose per-call costs are shared by many tasks. */
+ * SUBMIT_CALL_TASKS tasks of them (whole requests) in one script call. At
+ * most BROKER_CALLS_IN_FLIGHT such calls are in flight: while Redis runs
+ * them, the next turns' submissions gather into the next call, sent when
+ * one returns (submit_done). An idle broker so sends each submission at
+ * once, and a busy one sends big batches, whose per-call costs are shared
+ * by many tasks. */
 void tasks_flush(broker *b)
 {
     struct tasks *t = b->tasks;
-    if (t->submitting || !t->queued)
+    if (t->submitting >= BROKER_CALLS_IN_FLIGHT || !t->queued)
         return;
     submit_req *oldest = reqs_reverse(t->queued), *last = oldest;
     size_t n = last->ntasks;

@@ -61,9 +61,10 @@ struct workers {
     hmap *acking_ids;       /* task id -> count, of the ACK call in flight */
     report *acks, *fails;
     size_t in_flight;
-    /* Script calls of the flush in flight: one of each kind at a time, so
-     * that a busy broker gathers big batches (see tasks_flush). */
-    bool acking, failing, fetching;
+    /* Script calls of the flush in flight, at most BROKER_CALLS_IN_FLIGHT
+     * of each kind, so that a busy broker gathers big batches (see
+     * tasks_flush). */
+    unsigned acking, failing, fetching;
     uint64_t last_poll;
     uint64_t rng;
 };
@@ -255,7 +256,7 @@ static void fetch_done(void *arg, redisReply *reply)
     fetch_call *call = arg;
     broker *b = call->b;
     b->workers->in_flight--;
-    b->workers->fetching = false;
+    b->workers->fetching--;
     if (reply && reply->type == REDIS_REPLY_ERROR)
         log_error("fetch script: %s", reply->str);
     bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == call->n;
@@ -318,7 +319,7 @@ static void order_queues(struct workers *ws, worker *w, const char **out)
 static void send_fetches(broker *b)
 {
     struct workers *ws = b->workers;
-    if (b->draining || !store_up(b->store) || ws->fetching)
+    if (b->draining || !store_up(b->store) || ws->fetching >= BROKER_CALLS_IN_FLIGHT)
         return;
     size_t n = 0;
     for (worker *w = ws->list; w; w = w->next)
@@ -349,7 +350,7 @@ static void send_fetches(broker *b)
     }
     if (store_script(b->store, SCRIPT_FETCH, &a, fetch_done, call) == 0) {
         ws->in_flight++;
-        ws->fetching = true;
+        ws->fetching++;
     } else {
         for (size_t i = 0; i < call->n; i++)
             call->ws[i]->fetching = 0;
@@ -585,7 +586,7 @@ static void ack_done(void *arg, redisReply *reply)
     report_call *call = arg;
     broker *b = call->b;
     acking_mark(b->workers, call->list, -1);
-    b->workers->acking = false;
+    b->workers->acking--;
     if (b->workers->acks)
         broker_want_flush(b);
     reports_done(arg, reply, "ack", ack_one);
@@ -594,7 +595,7 @@ static void ack_done(void *arg, redisReply *reply)
 static void fail_done(void *arg, redisReply *reply)
 {
     broker *b = ((report_call *)arg)->b;
-    b->workers->failing = false;
+    b->workers->failing--;
     if (b->workers->fails)
         broker_want_flush(b);
     reports_done(arg, reply, "fail", fail_one);
@@ -641,16 +642,16 @@ static void send_reports(broker *b, report *list, script_id id, store_reply_fn f
 void workers_flush(broker *b)
 {
     struct workers *ws = b->workers;
-    if (ws->acks && !ws->acking) {
+    if (ws->acks && ws->acking < BROKER_CALLS_IN_FLIGHT) {
         report *acks = ws->acks;
         ws->acks = NULL;
-        ws->acking = true;
+        ws->acking++;
         send_reports(b, acks, SCRIPT_ACK, ack_done);
     }
-    if (ws->fails && !ws->failing) {
+    if (ws->fails && ws->failing < BROKER_CALLS_IN_FLIGHT) {
         report *fails = ws->fails;
         ws->fails = NULL;
-        ws->failing = true;
+        ws->failing++;
         send_reports(b, fails, SCRIPT_FAIL, fail_done);
     }
     send_fetches(b);
