@@ -359,7 +359,7 @@ def plot(results, path):
     if "sweep" not in results or shutil.which("gnuplot") is None:
         return
     d = tempfile.mkdtemp(prefix="trident-plot-")
-    cmds = ["set terminal png size 1100,460", f'set output "{path}"', "set multiplot layout 1,2",
+    cmds = ["set terminal png size 1100,460 noenhanced", f'set output "{path}"', "set multiplot layout 1,2",
             "set logscale x 2", "set xlabel 'threads per process'",
             "set ylabel 'tasks/s'", "set key top left", "set grid"]
     for task, grid in results["sweep"].items():
@@ -371,8 +371,10 @@ def plot(results, path):
             with open(fn, "w") as f:
                 for t in threads:
                     f.write(f"{t} {grid[f'{p}x{t}']['rate']['median']}\n")
-            plots.append(f"'{fn}' using 1:2 with linespoints title '{p} processes'")
-        cmds.append(f"set title '{task}: throughput by processes x threads'")
+            plots.append(f"'{fn}' using 1:2 with linespoints title '{p} process(es)'")
+        cmds.append(f"set title '{task}: tasks/s by processes x threads per process'")
+        cmds.append("set logscale y 2; set yrange [*:*]" if task.startswith("sleep")
+                    else "unset logscale y; set yrange [0:*]")
         cmds.append("plot " + ", ".join(plots))
     cmds.append("unset multiplot")
     subprocess.run(["gnuplot"], input="\n".join(cmds), text=True, check=True)
@@ -397,7 +399,15 @@ def main():
     ap.add_argument("--memory-n", type=int, default=1000000)
     ap.add_argument("--idle-n", type=int, default=10000)
     ap.add_argument("--ceiling-n", type=int, default=1000000)
+    ap.add_argument("--replot", action="store_true",
+                    help="only print the table and plot of the --json file again")
     a = ap.parse_args()
+    if a.replot:
+        with open(a.json) as f:
+            results = json.load(f)["results"]
+        print_table(results)
+        plot(results, a.plot)
+        return
     build = os.path.abspath(a.build)
     only = a.only.split(",")
     unknown = set(only) - set(SCENARIOS)
