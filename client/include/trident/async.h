@@ -121,8 +121,9 @@ TRIDENT_API size_t trident_async_pending(const trident_async *a);
 TRIDENT_API int trident_async_submit(trident_async *a, const trident_submit_opts *o,
                                      trident_async_cb cb, void *arg);
 
-/* trident_async_submit_batch: SUBMIT_BATCH of n tasks (all or nothing; the
- * rules of trident_submit_batch). The callback gets ids and duplicates. */
+/* trident_async_submit_batch: SUBMIT_BATCH of n tasks (1..TRIDENT_BATCH_MAX,
+ * all or nothing; every task must give the same wait_ms; push_result is
+ * ignored). The callback gets ids and duplicates. */
 TRIDENT_API int trident_async_submit_batch(trident_async *a, const trident_submit_opts *tasks,
                                            size_t n, trident_async_cb cb, void *arg);
 
