@@ -305,7 +305,7 @@ def repeat(n, fn):
     return summarize(runs)
 
 
-def machine():
+def machine(build):
     model = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -323,6 +323,8 @@ def machine():
         "cpu": model, "cpus": os.cpu_count(), "kernel": platform.release(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "redis": first_line(["redis-server", "--version"]),
+        "tridentd": first_line([os.path.join(build, "server/tridentd"), "--version"]),
+        "compiler": first_line(["cc", "--version"]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
@@ -420,7 +422,7 @@ def main():
     if want < a.idle_n + 1000:
         ap.error(f"--idle-n {a.idle_n} needs more file descriptors than the limit {want}")
 
-    info = {"machine": machine(), "payload_bytes": PAYLOAD, "runs": a.runs,
+    info = {"machine": machine(build), "payload_bytes": PAYLOAD, "runs": a.runs,
             "redis": "external redis-server, appendonly yes, appendfsync everysec, no RDB, "
                      "hash-max-listpack-value 1024 (as docs/OPERATIONS.md advises)",
             "worker": " ".join(WORKER_FAST) + " (echo handler unless said)",
