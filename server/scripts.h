@@ -22,6 +22,7 @@ typedef enum script_id {
     SCRIPT_PROGRESS,
     SCRIPT_ADMIN,
     SCRIPT_STATS,
+    SCRIPT_LAYOUT,
     SCRIPT__COUNT
 } script_id;
 

@@ -15,6 +15,9 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* The oldest Redis the scripts run on. */
+#define REDIS_MIN_MAJOR 6
+#define REDIS_MIN_MINOR 2
 
 typedef struct link {
     store *s;
@@ -50,7 +53,6 @@ struct store {
     struct event *resolve_retry;
     link cmd, sub;
     char sha[SCRIPT__COUNT][41];
-    int shas_loaded;        /* SCRIPT LOAD replies still awaited on first connect */
     bool up;
     bool stopping;
     store_events ev;
@@ -80,7 +82,6 @@ store *store_new(struct event_base *base, const char *prefix, const store_events
     s->ev = *ev;
     s->cmd = (link){ .s = s, .name = "commands", .sub = false };
     s->sub = (link){ .s = s, .name = "subscriber", .sub = true };
-    s->shas_loaded = -1;
     return s;
 }
 
@@ -307,6 +308,47 @@ static void check_setup(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
+/* check_version: the INFO server reply. The scripts need Redis 6.2 (LPOP
+ * with a count); an older server is refused with a clear log line. */
+static void check_version(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *reply = r;
+    link *l = priv;
+    if (!reply || reply->type != REDIS_REPLY_STRING)
+        return; /* an error reply (INFO renamed away): the layout call tells */
+    const char *v = strstr(reply->str, "redis_version:");
+    int major = 0, minor = 0;
+    if (!v || sscanf(v, "redis_version:%d.%d", &major, &minor) != 2)
+        return;
+    if (major < REDIS_MIN_MAJOR || (major == REDIS_MIN_MAJOR && minor < REDIS_MIN_MINOR)) {
+        log_error("redis %s: server version %d.%d is too old: tridentd needs Redis %d.%d or later",
+                  l->s->desc, major, minor, REDIS_MIN_MAJOR, REDIS_MIN_MINOR);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+/* check_layout: the reply of the layout script, the last of the connection
+ * setup. The broker serves once it is OK and every script is loaded. */
+static void check_layout(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *reply = r;
+    link *l = priv;
+    store *s = l->s;
+    if (!reply)
+        return;
+    if (reply->type != REDIS_REPLY_STATUS) {
+        log_error("redis %s: data layout check failed: %s", s->desc,
+                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    for (int i = 0; i < SCRIPT__COUNT; i++)
+        if (!s->sha[i][0])
+            return; /* its SCRIPT LOAD failed and was logged */
+    l->backoff_ms = 0;
+    set_up(s, true);
+}
+
 static void script_loaded(redisAsyncContext *ac, void *r, void *priv)
 {
     (void)ac;
@@ -322,8 +364,6 @@ static void script_loaded(redisAsyncContext *ac, void *r, void *priv)
     }
     memcpy(s->sha[id], reply->str, 40);
     s->sha[id][40] = '\0';
-    if (s->shas_loaded > 0 && --s->shas_loaded == 0 && s->cmd.connected)
-        set_up(s, true);
 }
 
 static void load_scripts(link *l)
@@ -381,7 +421,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
     redisAsyncContext *ac = l->ac;
     l->connected = true;
     l->failures = 0;
-    l->backoff_ms = 0;
+    if (l->sub)
+        l->backoff_ms = 0; /* the command link's once the broker can serve */
     if (s->pass[0]) {
         const char *argv[3] = { "AUTH", s->user[0] ? s->user : s->pass, s->pass };
         size_t lens[3] = { 4, strlen(argv[1]), strlen(s->pass) };
@@ -398,14 +439,16 @@ static void on_connect(const redisAsyncContext *cac, int status)
         size_t lens[2] = { 6, strlen(db) };
         redisAsyncCommandArgv(ac, check_setup, l, 2, argv, lens);
     }
-    /* Scripts are loaded on every connect (the server may be new); the
-     * SHAs are the same each time, so only the first connect waits. */
-    bool first = s->shas_loaded < 0;
-    if (first)
-        s->shas_loaded = SCRIPT__COUNT;
+    /* The version check, the scripts (loaded on every connect: the server
+     * may be new) and the layout check go down in this order; the layout
+     * reply, the last, says whether the broker can serve. */
+    redisAsyncCommand(ac, check_version, l, "INFO server");
     load_scripts(l);
-    if (!first && s->shas_loaded == 0)
-        set_up(s, true);
+    char key[200];
+    snprintf(key, sizeof key, "%s:queues", s->prefix);
+    const char *argv[5] = { "EVAL", scripts_sources[SCRIPT_LAYOUT], "1", key, s->prefix };
+    size_t lens[5] = { 4, strlen(argv[1]), 1, strlen(key), strlen(s->prefix) };
+    redisAsyncCommandArgv(ac, check_layout, l, 5, argv, lens);
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)

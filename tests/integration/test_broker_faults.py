@@ -262,6 +262,67 @@ class RestartTest(BrokerTest):
         self.assertEqual(w2.take_pushes("TASK"), [])
 
 
+class LayoutTest(BrokerTest):
+    """The key layout version in {P}:layout (docs/STORAGE.md)."""
+
+    def test_layout_1_ready_sets_move_to_lists_in_order(self):
+        r = self.start_redis()
+        # What a tridentd of layout 1 left: one ready sorted set per queue,
+        # scored (1000 - priority) * 2^41 + 2^40 + seq, and 2^40 - n for a
+        # task requeued at the front.
+        def score(prio, seq):
+            return (1000 - prio) * 2**41 + 2**40 + seq
+        old = [("lo1", 0, score(0, 1)), ("hi1", 5, score(5, 2)), ("lo2", 0, score(0, 3)),
+               ("front", 0, score(0, -2**40 + 1) - 1), ("hi2", 5, score(5, 4))]
+        for tid, prio, sc in old:
+            r.command("HSET", "{trident}:t:" + tid, "q", "uq", "n", "t", "p", "pay-" + tid,
+                      "pr", prio, "a", 0, "mr", 3, "to", 0, "ttl", 60000, "c", 1, "s", "queued")
+            r.command("ZADD", "{trident}:q:uq:ready", sc, tid)
+        r.command("SADD", "{trident}:queues", "uq")
+        r.command("HSET", "{trident}:q:uq:m", "seq", 4, "front", 1)
+
+        b = self.start_broker(redis_url=r.url())
+        self.assertEqual(r.command("GET", "{trident}:layout"), "2")
+        self.assertEqual(r.command("EXISTS", "{trident}:q:uq:ready"), "0")
+        self.assertEqual(r.command("HEXISTS", "{trident}:q:uq:m", "seq"), "0")
+        self.assertEqual(b.queue_stats("uq")["ready"], 5)
+        w = self.track(b.worker(queues=["uq"], credits=5))
+        got = w.tasks(5)
+        self.assertEqual([t["id"] for t in got], ["hi1", "hi2", "front", "lo1", "lo2"])
+        self.assertEqual([t["payload"] for t in got][:1], [b"pay-hi1"])
+        for t in got:
+            w.ack(t["id"], result=b"r-" + t["id"].encode())
+        c = self.track(b.client())
+        for tid, _, _ in old:
+            v = c.request("GET", id=tid, wait=5000)
+            self.assertEqual((v["state"], v["result"]), ("succeeded", b"r-" + tid.encode()))
+
+    def test_a_newer_layout_is_refused_until_it_is_fixed(self):
+        r = self.start_redis(appendfsync="always")
+        b = self.start_broker(redis_url=r.url())
+        c = self.track(b.client())
+        c.request("SUBMIT", name="t", id="before")
+        r.command("SET", "{trident}:layout", 3)
+        r.kill()
+        r.start()
+        wait_for(lambda: "has key layout 3" in b.log_text(), 20, "the layout error in the log")
+        self.assertIn("this tridentd knows layouts up to 2", b.log_text())
+        self.assertEqual(c.error_code("GET", id="before"), "UNAVAILABLE")
+        r.command("SET", "{trident}:layout", 2)
+        wait_for(lambda: not _unavailable(c), 20, "the broker to serve again")
+        self.assertEqual(c.request("GET", id="before")["state"], "queued")
+
+
+def _unavailable(c):
+    try:
+        c.request("GET", id="before")
+        return False
+    except ProtocolError as e:
+        if e.code != "UNAVAILABLE":
+            raise
+        return True
+
+
 class TwoBrokersTest(BrokerTest):
     def setUp(self):
         self.r = self.start_redis()
