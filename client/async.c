@@ -173,6 +173,8 @@ static void req_fail(areq *r, int status, const char *code, const char *msg)
     req_finish(r, &rep);
 }
 
+/* req_timeout_cb: r's time is up. r embeds the timer and is freed here:
+ * libevent is done with a non-persistent event once its callback runs. */
 static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -307,7 +309,9 @@ static void async_down(trident_async *a, int status)
     snprintf(code, sizeof code, "%s", a->errcode);
     snprintf(msg, sizeof msg, "%s", a->errmsg);
     async_fail_all(a, status, code, msg);
-    if (a->on_state && !a->closed)
+    /* A request's callback may have reconnected already: then the failure
+     * is old news, and trident_async_errcode no longer describes it. */
+    if (a->on_state && !a->closed && a->state == CONN_DOWN)
         a->on_state(a, status, a->state_arg);
 }
 

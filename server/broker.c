@@ -439,7 +439,7 @@ static void store_message_cb(void *arg, const char *kind, const char *data, size
             const char *stop = sp ? sp : end;
             if (stop > data && !workers_acking(b, data, (size_t)(stop - data)))
                 tasks_on_done(b, data, (size_t)(stop - data));
-            data = stop + 1;
+            data = sp ? sp + 1 : end;
         }
     }
     else if (strcmp(kind, "ready") == 0)

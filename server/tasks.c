@@ -704,10 +704,18 @@ static void send_submits(broker *b, submit_req *rev, bool gated)
          * in this same flush: their fetch call goes to Redis right behind
          * this one, on the same link, so it sees the new tasks without
          * waiting for this reply (or the P:ready message). */
+        const char *woke = NULL; /* the queue woken for the task before */
+        size_t wokelen = 0;
         for (uint32_t i = 0; i < r->ntasks; i++) {
             int at = 1 + (int)i * SUBMIT_FIELDS;
-            if (r->args.lens[at + 5] == 1 && r->args.argv[at + 5][0] == '0')
-                workers_on_ready(b, r->args.argv[at + 1], r->args.lens[at + 1]);
+            const char *q = r->args.argv[at + 1];
+            size_t qlen = r->args.lens[at + 1];
+            if (r->args.lens[at + 5] != 1 || r->args.argv[at + 5][0] != '0')
+                continue; /* scheduled */
+            if (woke && wokelen == qlen && memcmp(woke, q, qlen) == 0)
+                continue;
+            workers_on_ready(b, q, qlen);
+            woke = q, wokelen = qlen;
         }
     }
     submit_call *call = mem_malloc(sizeof *call);
@@ -748,13 +756,19 @@ void tasks_flush(broker *b)
     send_submits(b, oldest, true);
 }
 
+/* retry_full_cb: the requests that found their queue full try again, as
+ * the oldest of the gathered ones (both lists are newest first). */
 static void retry_full_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     broker *b = arg;
-    submit_req *reqs = b->tasks->full;
-    b->tasks->full = NULL;
-    send_submits(b, reqs_reverse(reqs), false);
+    struct tasks *t = b->tasks;
+    submit_req **tail = &t->queued;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = t->full;
+    t->full = NULL;
+    tasks_flush(b);
 }
 
 void tasks_redis_down(broker *b)

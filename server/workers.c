@@ -26,6 +26,7 @@ typedef struct worker {
     int64_t credits;
     uint64_t fetching;      /* tasks asked for by the fetch in flight */
     bool starved;           /* found nothing: wait for a ready message */
+    bool woken;             /* a ready message came during the fetch in flight */
     hmap *running;          /* task ids pushed and not yet answered */
     uint64_t rss, done, failed;
     struct worker *prev, *next;
@@ -264,8 +265,11 @@ static void fetch_done(void *arg, redisReply *reply)
         worker *w = call->ws[i];
         uint64_t asked = w->fetching;
         w->fetching = 0;
-        if (!ok)
+        if (!ok) {
+            if (!w->c) /* it left while we fetched */
+                worker_free(w);
             continue;
+        }
         const redisReply *got = reply->element[i];
         size_t n = got->elements / TASK_FIELDS;
         for (size_t k = 0; k < n; k++) {
@@ -280,8 +284,11 @@ static void fetch_done(void *arg, redisReply *reply)
             worker_free(w);
             continue;
         }
-        if (n < asked)
+        /* Found less than asked: wait for a ready message, unless one came
+         * while the fetch was on its way (its tasks may be behind it). */
+        if (n < asked && !w->woken)
             w->starved = true;
+        w->woken = false;
     }
     mem_free(call);
     broker_want_flush(b); /* workers with credit left may fetch again */
@@ -375,12 +382,15 @@ void workers_on_ready(broker *b, const char *queue, size_t len)
 {
     bool any = false;
     for (worker *w = b->workers->list; w; w = w->next) {
-        if (!w->starved)
+        if (!w->starved && !w->fetching)
             continue;
         for (uint32_t i = 0; i < w->nqueues; i++)
             if (strlen(w->queues[i]) == len && memcmp(w->queues[i], queue, len) == 0) {
+                if (w->fetching)
+                    w->woken = true;
+                else
+                    any = true;
                 w->starved = false;
-                any = true;
                 break;
             }
     }
@@ -484,6 +494,9 @@ void workers_fail(broker *b, conn *c, const proto_msg *m)
 static void ack_one(broker *b, report *r, const redisReply *res)
 {
     if (res->type == REDIS_REPLY_INTEGER && res->integer < 0) {
+        /* Gone: final and expired, maybe while this ACK was in flight, its
+         * P:done left to this reply (workers_acking). */
+        tasks_on_done(b, r->id, r->idlen);
         conn_send_error(r->c, true, r->rid, ERR_NOT_FOUND, "no task %s (or it expired)", r->id);
         return;
     }

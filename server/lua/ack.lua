@@ -25,11 +25,13 @@ for i = 0, n - 1 do
     out[i + 1] = 0
   else
     -- finish() inlined and batched: this is the hot path.
+    local ra = v[10]
     if s == 'running' then
       stopped[#stopped + 1] = id
       nrun[q] = (nrun[q] or 0) - 1
     else
-      unlink(id, q, s)
+      unlink(id, q, s) -- drops ra
+      ra = false
     end
     redis.call('HSET', k, 's', 'succeeded', 'f', ARGV[2], 'r', result)
     -- An earlier attempt's error goes; wk (the worker) means nothing once
@@ -40,7 +42,7 @@ for i = 0, n - 1 do
     if v[3] == '1' then
       done[#done + 1] = id
       -- The view as watch.lua reads it, after the writes above.
-      out[i + 1] = { q, v[5], 'succeeded', v[6], v[7], v[8], v[9], v[10], v[11], ARGV[2],
+      out[i + 1] = { q, v[5], 'succeeded', v[6], v[7], v[8], v[9], ra, v[11], ARGV[2],
                      v[12], v[13], result, false, false }
     end
     local ttl = tonumber(v[4])

@@ -19,6 +19,7 @@ local known = {}  -- queues already added to the queue set by this call
 local added = {}  -- queue -> tasks this call added (ready and scheduled)
 local readyq = {} -- queue -> priority -> ids to make ready, in order
 local nsch = {}   -- queue -> tasks scheduled
+local held = {}   -- queue -> tasks it held before this call (read once)
 for g = 1, ngroups do
   local n = tonumber(ARGV[at])
   at = at + 1
@@ -34,10 +35,13 @@ for g = 1, ngroups do
       seen[id] = true
       adding[q] = (adding[q] or 0) + 1
       if maxlen > 0 then
-        local m = redis.call('HMGET', qkey(q, 'm'), 'nsch', 'nrt')
-        local len = ready_len(q) + tonumber(m[1] or 0) +
-                    tonumber(m[2] or 0) + (added[q] or 0)
-        if len + adding[q] > maxlen then full = q end
+        local len = held[q]
+        if not len then
+          local m = redis.call('HMGET', qkey(q, 'm'), 'nsch', 'nrt')
+          len = ready_len(q) + tonumber(m[1] or 0) + tonumber(m[2] or 0)
+          held[q] = len
+        end
+        if len + (added[q] or 0) + adding[q] > maxlen then full = q end
       end
     end
   end

@@ -303,6 +303,29 @@ class RetryAndDeadTest(BrokerTest):
                          ("retrying", r["run_at"], "TIMEOUT", "too slow"))
         self.assertEqual(b.queue_stats("default")["retrying"], 1)
 
+    def test_late_result_of_a_retrying_task_has_no_run_at(self):
+        b = self.start_broker("--retry-base", "10m", "--retry-cap", "1h")
+        c = self.track(b.client())
+        w = self.track(b.worker(credits=1))
+        tid = c.request("SUBMIT", name="t", push_result=True)["id"]
+        w.task()
+        self.assertEqual(w.fail(tid, message="slow")["outcome"], "retry")
+        self.assertEqual(c.request("GET", id=tid)["state"], "retrying")
+        waiting = self.track(b.client())
+        rid = waiting.send("GET", id=tid, wait=10000)
+        waiting.sync()  # the wait is registered
+        # The result of the failed attempt still comes: it is stored, and
+        # the task is no longer due to run again.
+        self.assertEqual(w.ack(tid, result=b"late"), "stored")
+        for view in (c.push("RESULT"), waiting.reply(rid)):
+            self.assertEqual((view["id"], view["state"], view["result"]), (tid, "succeeded", b"late"))
+            self.assertNotIn("run_at", view)
+            self.assertNotIn("error_code", view)
+        g = c.request("GET", id=tid)
+        self.assertEqual(g["state"], "succeeded")
+        self.assertNotIn("run_at", g)
+        self.assertEqual(b.queue_stats("default")["retrying"], 0)
+
     def test_dead_list_retry_purge(self):
         b = self.start_broker()
         c = self.track(b.client())

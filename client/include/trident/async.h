@@ -43,7 +43,8 @@
  * made or was lost. When the connection fails, every request still
  * waiting gets the error in its callback first (for a submit, the outcome
  * is then unknown: see "Lost connections" in client.h, and submit again
- * with your own id). Nothing reconnects by itself: call
+ * with your own id); if one of those callbacks reconnects, on_state is not
+ * called for the failure. Nothing reconnects by itself: call
  * trident_async_reconnect.
  *
  * Flow control. Nothing bounds what is queued: a producer should keep
