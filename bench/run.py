@@ -52,6 +52,9 @@ def wait_until(cond, timeout, what):
 class Stack:
     """redis-server + tridentd (+ trident-worker) for one run."""
 
+    redis_link = "tcp"  # how tridentd reaches redis-server: tcp or unix (--redis-link)
+    broker_extra = []   # more tridentd options for every run (--broker-args)
+
     def __init__(self, build, broker_args=(), worker_args=None, keep=False):
         self.build = build
         self.dir = tempfile.mkdtemp(prefix="trident-bench-")
@@ -64,16 +67,23 @@ class Stack:
                                           "--bind", "127.0.0.1", "--dir", self.dir,
                                           "--appendonly", "yes", "--appendfsync", "everysec",
                                           "--save", "", "--daemonize", "no",
-                                          "--hash-max-listpack-value", "1024"])
+                                          "--hash-max-listpack-value", "1024",
+                                          "--unixsocket", os.path.join(self.dir, "redis.sock"),
+                                          "--unixsocketperm", "700"])
         wait_until(lambda: self.redis_cmd("PING") == "PONG", 10, "redis-server")
         self.broker = self.spawn("tridentd", [self.bin("server/tridentd"),
                                               "--listen", self.addr,
-                                              "--redis", f"redis://127.0.0.1:{self.redis_port}",
-                                              *broker_args])
+                                              "--redis", self.redis_url(self.redis_link),
+                                              *broker_args, *self.broker_extra])
         wait_until(lambda: self.cli("ping").returncode == 0, 10, "tridentd")
         self.worker = None
         if worker_args is not None:
             self.start_worker(worker_args)
+
+    def redis_url(self, link):
+        if link == "unix":
+            return "unix://" + os.path.join(self.dir, "redis.sock")
+        return f"redis://127.0.0.1:{self.redis_port}"
 
     def bin(self, name):
         return os.path.join(self.build, name)
@@ -388,6 +398,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default="build-release")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--redis-link", choices=("tcp", "unix"), default="tcp",
+                    help="tridentd's connection to redis-server (default tcp)")
+    ap.add_argument("--broker-args", default="",
+                    help="more tridentd options for every run, e.g. \"--busy-poll 100\"")
     ap.add_argument("--only", default=",".join(SCENARIOS))
     ap.add_argument("--json", default="bench/results.json")
     ap.add_argument("--plot", default="docs/bench-sweep.png")
@@ -404,6 +418,8 @@ def main():
     ap.add_argument("--replot", action="store_true",
                     help="only print the table and plot of the --json file again")
     a = ap.parse_args()
+    Stack.redis_link = a.redis_link
+    Stack.broker_extra = a.broker_args.split()
     if a.replot:
         with open(a.json) as f:
             results = json.load(f)["results"]

@@ -33,6 +33,11 @@ void broker_ok_init(proto_msg *reply, uint64_t rid)
     reply->rid = rid;
 }
 
+uint64_t broker_activity(const broker *b)
+{
+    return b->counters.requests + store_replies(b->store);
+}
+
 void broker_want_flush(broker *b)
 {
     if (!b->flush_armed) {
@@ -49,6 +54,12 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     b->counters.flushes++;
     tasks_flush(b);
     workers_flush(b);
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    conn_write_all(arg);
 }
 
 /* ------------------------------------------------------------------------
@@ -442,8 +453,13 @@ static void store_message_cb(void *arg, const char *kind, const char *data, size
             data = sp ? sp + 1 : end;
         }
     }
-    else if (strcmp(kind, "ready") == 0)
-        workers_on_ready(b, data, len);
+    else if (strcmp(kind, "ready") == 0) {
+        /* "<node> <queue>": a node that already knows, or none */
+        const char *sp = memchr(data, ' ', len);
+        size_t nlen = sp ? (size_t)(sp - data) : 0;
+        if (sp && !(nlen == strlen(b->node) && memcmp(data, b->node, nlen) == 0))
+            workers_on_ready(b, sp + 1, len - nlen - 1);
+    }
     else if (strcmp(kind, "cancel") == 0) {
         /* "<worker id> <task id>" */
         const char *sp = memchr(data, ' ', len);
@@ -546,6 +562,8 @@ broker *broker_new(struct event_base *base, broker_settings *set, char *err, siz
     b->workers = workers_new(b);
     b->flush = event_new(base, -1, 0, flush_cb, b);
     event_priority_set(b->flush, PRIO_FLUSH);
+    b->write = event_new(base, -1, 0, write_cb, b);
+    event_priority_set(b->write, PRIO_FLUSH);
     b->tick = event_new(base, -1, EV_PERSIST, tick_cb, b);
     struct timeval tv = { (time_t)(set->tick / 1000), (suseconds_t)(set->tick % 1000) * 1000 };
     evtimer_add(b->tick, &tv);
@@ -568,6 +586,7 @@ void broker_free(broker *b)
     mem_free(b->listeners);
     while (b->conns)
         conn_close(b->conns, "broker stopping");
+    conn_write_all(b); /* lets go of the closed ones */
     store_free(b->store); /* pending callbacks run now, with NULL */
     if (b->tasks)
         tasks_free(b->tasks);
@@ -577,6 +596,8 @@ void broker_free(broker *b)
         redis_proc_stop(b->redis, 10000);
     if (b->flush)
         event_free(b->flush);
+    if (b->write)
+        event_free(b->write);
     if (b->tick)
         event_free(b->tick);
     if (b->drain_timer)

@@ -80,6 +80,9 @@ typedef struct broker {
 
     struct event *flush;        /* low priority: runs after the turn's IO */
     bool flush_armed;
+    struct event *write;        /* after the flush: writes the output (conn_write_all) */
+    conn *writing, **writing_tail; /* connections with output to write, in
+                                    * the order they got it; referenced */
     struct event *tick;         /* scheduler and reaper */
     struct event *drain_timer;
     bool promote_busy;          /* a promote script is in flight */
@@ -111,6 +114,10 @@ void broker_reap_children(broker *b);
 /* Called by conn. */
 void broker_on_message(broker *b, conn *c, proto_msg *m);
 void broker_on_close(broker *b, conn *c);
+
+/* broker_activity: a count that moves whenever a request, a Redis reply or
+ * a pub/sub message is handled (for busy-poll). */
+uint64_t broker_activity(const broker *b);
 
 /* broker_want_flush: arms the end-of-turn flush (idempotent). */
 void broker_want_flush(broker *b);

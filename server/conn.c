@@ -85,12 +85,38 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
     conn_close(arg, "the peer did not read its last reply");
 }
 
+/* write_cb: the write event emptied the output: conn_write_all writes
+ * again from now on. */
 static void write_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     conn *c = arg;
+    bufferevent_disable(bev, EV_WRITE);
     if (c->state == CONN_CLOSING && conn_output_pending(c) == 0)
         conn_close(c, "after a closing error");
+}
+
+void conn_write_all(broker *b)
+{
+    conn *list = b->writing;
+    b->writing = NULL;
+    while (list) {
+        conn *c = list;
+        list = c->write_next;
+        c->write_queued = false;
+        if (c->bev && !(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
+            /* A socket bufferevent keeps the start of its output frozen
+             * but for its own writes; this is one of those. */
+            struct evbuffer *out = bufferevent_get_output(c->bev);
+            evbuffer_unfreeze(out, 1);
+            evbuffer_write(out, bufferevent_getfd(c->bev));
+            evbuffer_freeze(out, 1);
+            if (evbuffer_get_length(out) > 0)
+                bufferevent_enable(c->bev, EV_WRITE); /* full, or an error it reports */
+            else if (c->state == CONN_CLOSING)
+                conn_close(c, "after a closing error");
+        }
+        conn_unref(c);
+    }
 }
 
 /* start_closing: stop reading; close once the output is flushed. */
@@ -114,6 +140,17 @@ static void queue_bytes(conn *c, const buf *frame)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add(out, buf_rptr(frame), buf_used(frame));
+    if (!c->write_queued) {
+        c->write_queued = true;
+        conn_ref(c);
+        c->write_next = NULL;
+        broker *b = c->b;
+        if (!b->writing)
+            b->writing_tail = &b->writing;
+        *b->writing_tail = c;
+        b->writing_tail = &c->write_next;
+        event_active(b->write, 0, 0);
+    }
     if (evbuffer_get_length(out) > c->b->set->output_limit) {
         log_warn("conn %llu %s: %zu bytes unsent, over output-limit: dropping a peer that does "
                  "not read", (unsigned long long)c->id, c->peer, evbuffer_get_length(out));
@@ -257,6 +294,9 @@ conn *conn_new(broker *b, int fd, const char *peer)
     c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->idle = evtimer_new(b->base, idle_cb, c);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* Writes go through conn_write_all; the write event (enabled by
+     * default) only when a socket does not take everything. */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
     return c;
 }

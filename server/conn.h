@@ -53,6 +53,8 @@ typedef struct conn {
     struct event *linger;       /* bounds the wait for a CLOSING flush */
     struct worker *worker;      /* set for a worker after HELLO */
     struct conn *prev, *next;   /* the broker's list of live connections */
+    struct conn *write_next;    /* on the broker's writing list */
+    bool write_queued;
 } conn;
 
 /* conn_new: takes a connected socket (nonblocking). Returns the connection
@@ -77,6 +79,11 @@ void conn_send_error(conn *c, bool has_rid, uint64_t rid, error_code code, const
     __attribute__((format(printf, 5, 6)));
 /* conn_close: closes now, dropping anything unsent. */
 void conn_close(conn *c, const char *why);
+
+/* conn_write_all: writes the output queued this turn, each connection's in
+ * one system call where the socket takes it; what it does not take is left
+ * to the connection's write event. Run at the end of the loop turn. */
+void conn_write_all(struct broker *b);
 
 /* conn_output_pending: bytes queued and not yet written. */
 size_t conn_output_pending(const conn *c);

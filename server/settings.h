@@ -36,6 +36,7 @@ typedef struct broker_settings {
     uint64_t retry_base;
     uint64_t retry_cap;
     uint64_t tick;              /* scheduler and reaper period */
+    int64_t busy_poll;          /* µs to poll the sockets after activity, 0: off */
     uint64_t grace;             /* drain grace on SIGTERM */
     uint64_t redis_maxmemory;
     char *redis_appendfsync;

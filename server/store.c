@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
 #include "log.h"
 #include "mem.h"
+#include "redis_ev.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -57,6 +57,7 @@ struct store {
     bool stopping;
     store_events ev;
     uint64_t calls;
+    uint64_t replies;
 };
 
 /* One call in flight. A script call keeps its formatted command so that it
@@ -93,6 +94,11 @@ const char *store_prefix(const store *s)
 uint64_t store_calls(const store *s)
 {
     return s->calls;
+}
+
+uint64_t store_replies(const store *s)
+{
+    return s->replies;
 }
 
 bool store_up(const store *s)
@@ -380,6 +386,7 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
     (void)priv;
     redisReply *reply = r;
     store *s = ((link *)ac->data)->s;
+    s->replies++;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
         return;
     if (strcmp(reply->element[0]->str, "message") != 0)
@@ -551,7 +558,7 @@ static void resolve(store *s)
     }
     ac->data = s;
     s->sac = ac;
-    redisLibeventAttach(ac, s->base);
+    redis_ev_attach(ac, s->base, event_base_get_npriorities(s->base) - 1);
     redisAsyncSetConnectCallback(ac, sentinel_connected);
     redisAsyncSetDisconnectCallback(ac, sentinel_disconnected);
     const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", s->master };
@@ -581,7 +588,7 @@ static void link_connect(link *l)
     }
     ac->data = l;
     l->ac = ac;
-    redisLibeventAttach(ac, s->base);
+    redis_ev_attach(ac, s->base, event_base_get_npriorities(s->base) - 1);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
 }
@@ -620,6 +627,7 @@ static void call_done(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     call *c = priv;
     store *s = c->s;
+    s->replies++;
     if (reply && reply->type == REDIS_REPLY_ERROR && c->script >= 0 && !c->retried &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0 && s->cmd.ac) {
         /* The server lost its scripts: load this one and repeat the call.

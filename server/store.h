@@ -73,5 +73,7 @@ int store_command(store *s, rargs *args, store_reply_fn fn, void *arg);
 const char *store_prefix(const store *s);
 /* store_calls: commands and scripts sent since start (STATS redis_calls). */
 uint64_t store_calls(const store *s);
+/* store_replies: replies and pub/sub messages received since start. */
+uint64_t store_replies(const store *s);
 
 #endif

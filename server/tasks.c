@@ -239,7 +239,7 @@ static int watch(broker *b, const char *id, size_t idlen, bool mark, store_reply
     rargs a;
     rargs_init(&a);
     rargs_borrow(&a, id, idlen);
-    rargs_str(&a, mark ? "1" : "0");
+    rargs_str(&a, mark ? b->node : "");
     int rc = store_script(b->store, SCRIPT_WATCH, &a, fn, arg);
     rargs_free(&a);
     return rc;
@@ -683,6 +683,15 @@ static submit_req *reqs_reverse(submit_req *reqs)
     return rev;
 }
 
+/* arg_u64: the decimal number of a script argument (digits only). */
+static uint64_t arg_u64(const char *p, size_t len)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++)
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    return v;
+}
+
 /* send_submits: one submit script call for a list of requests, oldest
  * first. gated: the flush's call (see tasks_flush). */
 static void send_submits(broker *b, submit_req *rev, bool gated)
@@ -691,7 +700,9 @@ static void send_submits(broker *b, submit_req *rev, bool gated)
         return;
     rargs a;
     rargs_init(&a);
-    rargs_u64(&a, clock_wall_ms());
+    uint64_t now = clock_wall_ms();
+    rargs_u64(&a, now);
+    rargs_str(&a, b->node);
     size_t n = 0;
     for (submit_req *r = rev; r; r = r->next)
         n++;
@@ -703,15 +714,16 @@ static void send_submits(broker *b, submit_req *rev, bool gated)
         /* Idle workers here that serve a queue getting ready tasks fetch
          * in this same flush: their fetch call goes to Redis right behind
          * this one, on the same link, so it sees the new tasks without
-         * waiting for this reply (or the P:ready message). */
+         * waiting for this reply. The P:ready message the script sends is
+         * for the other brokers (this one ignores its own). */
         const char *woke = NULL; /* the queue woken for the task before */
         size_t wokelen = 0;
         for (uint32_t i = 0; i < r->ntasks; i++) {
             int at = 1 + (int)i * SUBMIT_FIELDS;
             const char *q = r->args.argv[at + 1];
             size_t qlen = r->args.lens[at + 1];
-            if (r->args.lens[at + 5] != 1 || r->args.argv[at + 5][0] != '0')
-                continue; /* scheduled */
+            if (arg_u64(r->args.argv[at + 5], r->args.lens[at + 5]) > now)
+                continue; /* scheduled, as the script will see it */
             if (woke && wokelen == qlen && memcmp(woke, q, qlen) == 0)
                 continue;
             workers_on_ready(b, q, qlen);

@@ -630,6 +630,8 @@ static void send_reports(broker *b, report *list, script_id id, store_reply_fn f
     rargs a;
     rargs_init(&a);
     rargs_u64(&a, clock_wall_ms());
+    if (id == SCRIPT_ACK)
+        rargs_str(&a, b->node);
     if (id == SCRIPT_FAIL) {
         rargs_u64(&a, b->set->retry_base);
         rargs_u64(&a, b->set->retry_cap);

@@ -87,7 +87,7 @@ local function finish(id, q, state, now, counter)
   redis.call('HDEL', k, 'wk')
   redis.call('HINCRBY', qkey(q, 'm'), counter, 1)
   local w, ttl = unpack(redis.call('HMGET', k, 'w', 'ttl'))
-  if w == '1' then
+  if w then
     redis.call('PUBLISH', P .. ':done', id)
   end
   if state == 'dead' then
@@ -98,9 +98,17 @@ local function finish(id, q, state, now, counter)
   if ttl > 0 then redis.call('PEXPIRE', k, ttl) else redis.call('DEL', k) end
 end
 
--- notify: tells every broker that queue q has ready tasks.
-local function notify(queues)
-  for q, _ in pairs(queues) do redis.call('PUBLISH', P .. ':ready', q) end
+-- add_waiter: records that broker node waits for task key k to be final:
+-- w is the one waiting broker's id, or '*' for several.
+local function add_waiter(k, node)
+  local w = redis.call('HGET', k, 'w')
+  if w ~= node and w ~= '*' then redis.call('HSET', k, 'w', w and '*' or node) end
+end
+
+-- notify: tells every broker that the queues have ready tasks; from (when
+-- given) names the broker that knows already.
+local function notify(queues, from)
+  for q, _ in pairs(queues) do redis.call('PUBLISH', P .. ':ready', (from or '') .. ' ' .. q) end
 end
 
 -- lost: a running task whose worker died or went silent. Requeued at the

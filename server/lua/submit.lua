@@ -1,5 +1,7 @@
 -- submit: stores new tasks, request by request, each all or nothing.
--- ARGV: prefix, now, ngroups, then per group: ntasks, then per task 12
+-- ARGV: prefix, now, node (the broker's id: for the ready message, and the
+-- waiter of tasks with waiter 1), ngroups,
+-- then per group: ntasks, then per task 12
 -- fields: id, queue, name, payload, priority, due (0 = ready now),
 -- max_retries, timeout, result_ttl, waiter (1 = a broker waits for it),
 -- max_length (0 = unlimited), fresh (1 = the broker just made the id, so it
@@ -12,8 +14,8 @@
 -- what this call added before (added).
 local F = 12
 local now = tonumber(ARGV[2])
-local ngroups = tonumber(ARGV[3])
-local at = 4
+local ngroups = tonumber(ARGV[4])
+local at = 5
 local out = {}
 local known = {}  -- queues already added to the queue set by this call
 local added = {}  -- queue -> tasks this call added (ready and scheduled)
@@ -57,7 +59,7 @@ for g = 1, ngroups do
         if s and FINAL[s] then
           res[i + 1] = 2
         elseif ARGV[b + 9] == '1' then
-          redis.call('HSET', tkey(ARGV[b]), 'w', '1')
+          add_waiter(tkey(ARGV[b]), ARGV[3])
         end
       else
         local id, q, due, prio = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 5]), tonumber(ARGV[b + 4])
@@ -65,7 +67,7 @@ for g = 1, ngroups do
         -- Values go as the strings they came as: Lua formats numbers slowly.
         local f = { 'q', q, 'n', ARGV[b + 2], 'p', ARGV[b + 3], 'pr', ARGV[b + 4], 'a', '0',
                     'mr', ARGV[b + 6], 'to', ARGV[b + 7], 'ttl', ARGV[b + 8], 'c', ARGV[2] }
-        if ARGV[b + 9] == '1' then f[#f + 1], f[#f + 2] = 'w', '1' end
+        if ARGV[b + 9] == '1' then f[#f + 1], f[#f + 2] = 'w', ARGV[3] end
         if due > now then
           f[#f + 1], f[#f + 2], f[#f + 3], f[#f + 4] = 's', 'scheduled', 'ra', ARGV[b + 5]
           redis.call('HSET', k, unpack(f))
@@ -100,5 +102,7 @@ for q, byprio in pairs(readyq) do
   end
 end
 add_counts(nsch, 'nsch')
-notify(readyq)
+-- This broker's idle workers fetch right behind this call (tasks_flush):
+-- the message is for the other brokers.
+notify(readyq, ARGV[3])
 return out

@@ -225,6 +225,26 @@ class DrainTest(BrokerTest):
         b.check_clean()
 
 
+class BusyPollTest(BrokerTest):
+    def test_busy_poll_serves_and_stops_cleanly(self):
+        b = self.start_broker("--busy-poll", "500")
+        c = self.track(b.client())
+        w = self.track(b.worker(credits=100))
+        ids = [c.request("SUBMIT", name="t", payload=b"%d" % i, push_result=True)["id"]
+               for i in range(50)]
+        for t in w.tasks(50):
+            w.ack(t["id"], result=t["payload"])
+        results = {}
+        while len(results) < 50:
+            r = c.push("RESULT")
+            results[r["id"]] = r["result"]
+        self.assertEqual(results, {tid: b"%d" % i for i, tid in enumerate(ids)})
+        # After a quiet spell (the loop asleep), a request still wakes it.
+        self.assertEqual(c.request("GET", id=ids[0])["state"], "succeeded")
+        self.assertEqual(b.terminate(timeout=10), 0)
+        b.check_clean()
+
+
 class RestartTest(BrokerTest):
     def test_kill_9_and_restart_loses_nothing(self):
         b = self.start_broker("--lease", "1s", "--tick", "20ms")
