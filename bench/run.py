@@ -29,7 +29,9 @@ import sys
 import tempfile
 import time
 
-SCENARIOS = ["ceiling", "submit", "drain", "steady", "roundtrip", "load", "sweep", "memory"]
+SCENARIOS = ["ceiling", "submit", "drain", "steady", "roundtrip", "roundtrip_busy", "load", "sweep",
+             "memory"]
+BUSY_POLL = ["--busy-poll", "100"]  # tridentd's setting for roundtrip_busy
 PAYLOAD = 100
 WORKER_FAST = ["--processes", "2", "--threads", "4", "--slots", "64", "--prefetch", "64"]
 
@@ -213,8 +215,8 @@ def run_drain(build, a):
         s.stop()
 
 
-def with_workers(build, fn, worker_args=WORKER_FAST, processes=2):
-    s = Stack(build, worker_args=worker_args)
+def with_workers(build, fn, worker_args=WORKER_FAST, processes=2, broker_args=()):
+    s = Stack(build, broker_args=broker_args, worker_args=worker_args)
     try:
         s.wait_workers(processes)
         return fn(s)
@@ -230,11 +232,16 @@ def run_steady(build, a):
     return with_workers(build, go)
 
 
-def run_roundtrip(build, a):
+def run_roundtrip(build, a, broker_args=()):
     def go(s):
         r = s.loadgen("apply", "--n", str(a.roundtrip_n), "--payload-size", str(PAYLOAD))
         return {"p50_us": r["p50_us"], "p99_us": r["p99_us"], "p999_us": r["p999_us"]}
-    return with_workers(build, go)
+    return with_workers(build, go, broker_args=broker_args)
+
+
+def run_roundtrip_busy(build, a):
+    """The round trip with tridentd polling instead of sleeping (busy-poll)."""
+    return run_roundtrip(build, a, BUSY_POLL)
 
 
 def run_load(build, a, rate):
