@@ -407,15 +407,31 @@ static waiter *take_armed(struct tasks *t, const char *id, size_t len)
     return ready;
 }
 
-void tasks_on_done_view(broker *b, const char *id, size_t len, const redisReply *view)
+void tasks_on_succeeded(broker *b, const char *id, size_t len, uint64_t attempt,
+                        uint64_t finished_at, proto_slice result)
 {
-    waiter *w = take_armed(b->tasks, id, len);
+    waiter *w = take_armed(b->tasks, id, len), *gets = NULL;
     while (w) {
         waiter *next = w->next;
-        send_view(w->c, w->kind, w->rid, view, id, len);
-        waiter_free(w);
+        if (w->kind == WAIT_GET) {
+            w->next = gets, gets = w;
+        } else {
+            proto_msg r;
+            memset(&r, 0, sizeof r);
+            r.op = OP_RESULT;
+            r.task.present = TF_ID | TF_STATE | TF_ATTEMPT | TF_FINISHED_AT | TF_RESULT;
+            r.task.id = (proto_slice){ (const uint8_t *)id, (uint32_t)len };
+            r.task.state = proto_slice_of("succeeded");
+            r.task.attempt = attempt;
+            r.task.finished_at = finished_at;
+            r.task.result = result;
+            conn_send(w->c, &r);
+            waiter_free(w);
+        }
         w = next;
     }
+    if (gets)
+        answer(b, gets, id, len);
 }
 
 void tasks_on_done(broker *b, const char *id, size_t len)

@@ -31,9 +31,11 @@ void tasks_stats(broker *b, conn *c, const proto_msg *m);
 void tasks_flush(broker *b);
 /* tasks_on_done: task id became final; answer its waiters here. */
 void tasks_on_done(broker *b, const char *id, size_t len);
-/* tasks_on_done_view: the same, with the task's view (watch.lua's fields)
- * already in hand: no read needed. */
-void tasks_on_done_view(broker *b, const char *id, size_t len, const redisReply *view);
+/* tasks_on_succeeded: task id just succeeded here with this attempt, time
+ * and result: RESULT pushes go out without a read (GET waiters, who want
+ * the whole task, get it read). */
+void tasks_on_succeeded(broker *b, const char *id, size_t len, uint64_t attempt,
+                        uint64_t finished_at, proto_slice result);
 /* tasks_on_close: forget the waiters of a closed connection. */
 void tasks_on_close(broker *b, conn *c);
 /* tasks_redis_down: answer UNAVAILABLE to submissions not yet sent. */

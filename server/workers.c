@@ -40,6 +40,7 @@ typedef struct report {
     char *id;
     size_t idlen;
     rargs fields;           /* the script's fields after the id */
+    uint64_t sent_at;       /* the script call's time (ms) */
     struct report *next;
 } report;
 
@@ -500,14 +501,18 @@ static void ack_one(broker *b, report *r, const redisReply *res)
         conn_send_error(r->c, true, r->rid, ERR_NOT_FOUND, "no task %s (or it expired)", r->id);
         return;
     }
-    /* Stored: 1, or the task's view when someone waits for it. */
+    /* Stored: 1, or {attempt} when someone waits for it. */
     bool stored = res->type == REDIS_REPLY_ARRAY || res->integer == 1;
     if (stored) {
         b->counters.acked++;
-        if (res->type == REDIS_REPLY_ARRAY)
-            tasks_on_done_view(b, r->id, r->idlen, res);
-        else
+        if (res->type == REDIS_REPLY_ARRAY && res->elements == 1 &&
+            res->element[0]->type == REDIS_REPLY_INTEGER) {
+            proto_slice result = { (const uint8_t *)r->fields.argv[0], (uint32_t)r->fields.lens[0] };
+            tasks_on_succeeded(b, r->id, r->idlen, (uint64_t)res->element[0]->integer, r->sent_at,
+                               result);
+        } else {
             tasks_on_done(b, r->id, r->idlen);
+        }
     } else {
         b->counters.dropped_results++;
         /* Final already: its P:done may have come while this ACK was in
@@ -629,7 +634,8 @@ static void send_reports(broker *b, report *list, script_id id, store_reply_fn f
     }
     rargs a;
     rargs_init(&a);
-    rargs_u64(&a, clock_wall_ms());
+    uint64_t now = clock_wall_ms();
+    rargs_u64(&a, now);
     if (id == SCRIPT_ACK)
         rargs_str(&a, b->node);
     if (id == SCRIPT_FAIL) {
@@ -638,6 +644,7 @@ static void send_reports(broker *b, report *list, script_id id, store_reply_fn f
     }
     rargs_u64(&a, n);
     for (report *r = rev; r; r = r->next) {
+        r->sent_at = now;
         rargs_borrow(&a, r->id, r->idlen);
         rargs_finish(&r->fields);
         for (int i = 0; i < r->fields.n; i++)
