@@ -19,7 +19,11 @@
 #include "tasks.h"
 #include "workers.h"
 
-#define PRIO_FLUSH 2   /* of 3: IO, timers and Redis replies run at 1 */
+/* Of BROKER_PRIORITIES: IO, timers and Redis replies run at the default
+ * (2); the flush after them; the writes (connections' output here, Redis
+ * commands in redis_ev) after everything a turn queued. */
+#define PRIO_FLUSH 3
+#define PRIO_WRITE 4
 
 /* ------------------------------------------------------------------------
  * Helpers for handlers
@@ -56,6 +60,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     workers_flush(b);
 }
 
+/* write_cb: the end of the turn: the connections' output goes out. */
 static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -433,6 +438,11 @@ static void store_up_cb(void *arg)
     broker_want_flush(b); /* credit granted while Redis was away */
 }
 
+static void store_resync_cb(void *arg)
+{
+    tasks_resync(arg);
+}
+
 static void store_down_cb(void *arg)
 {
     broker *b = arg;
@@ -543,7 +553,7 @@ broker *broker_new(struct event_base *base, broker_settings *set, char *err, siz
     b->limits.max_frame = (uint32_t)set->max_frame;
     b->limits.max_batch = (uint32_t)set->max_batch;
 
-    store_events ev = { store_up_cb, store_down_cb, store_message_cb, b };
+    store_events ev = { store_up_cb, store_down_cb, store_message_cb, store_resync_cb, b };
     b->store = store_new(base, set->key_prefix, &ev);
     if (set->redis) {
         if (store_target_url(b->store, set->redis, err, errlen) < 0)
@@ -563,7 +573,7 @@ broker *broker_new(struct event_base *base, broker_settings *set, char *err, siz
     b->flush = event_new(base, -1, 0, flush_cb, b);
     event_priority_set(b->flush, PRIO_FLUSH);
     b->write = event_new(base, -1, 0, write_cb, b);
-    event_priority_set(b->write, PRIO_FLUSH);
+    event_priority_set(b->write, PRIO_WRITE);
     b->tick = event_new(base, -1, EV_PERSIST, tick_cb, b);
     struct timeval tv = { (time_t)(set->tick / 1000), (suseconds_t)(set->tick % 1000) * 1000 };
     evtimer_add(b->tick, &tv);

@@ -115,6 +115,9 @@ void broker_reap_children(broker *b);
 void broker_on_message(broker *b, conn *c, proto_msg *m);
 void broker_on_close(broker *b, conn *c);
 
+/* The event priorities the broker's event_base must have (see broker.c). */
+#define BROKER_PRIORITIES 5
+
 /* broker_activity: a count that moves whenever a request, a Redis reply or
  * a pub/sub message is handled (for busy-poll). */
 uint64_t broker_activity(const broker *b);

@@ -1,8 +1,10 @@
 /* conn: one client, worker or admin connection to the broker.
  *
  * Owns the socket (a libevent bufferevent), reads frames as they complete,
- * decodes them with proto/ and hands each message to the broker; writes
- * replies and pushes. Enforces the per-connection limits: the frame size
+ * decodes them with proto/ and hands each message to the broker; queues
+ * replies and pushes, which conn_write_all writes at the end of the loop
+ * turn (the bufferevent's write event only takes over when a socket is
+ * full). Enforces the per-connection limits: the frame size
  * (FRAME_TOO_LARGE from the header alone), the idle timeout of a partial
  * frame (IDLE_TIMEOUT), and the output limit (a peer that does not read
  * is dropped, not buffered without end).
@@ -54,7 +56,7 @@ typedef struct conn {
     struct worker *worker;      /* set for a worker after HELLO */
     struct conn *prev, *next;   /* the broker's list of live connections */
     struct conn *write_next;    /* on the broker's writing list */
-    bool write_queued;
+    bool write_queued;          /* on that list (which holds a reference) */
 } conn;
 
 /* conn_new: takes a connected socket (nonblocking). Returns the connection

@@ -136,7 +136,7 @@ int main(int argc, char **argv)
     sig_ignore(SIGPIPE);
 
     struct event_base *base = event_base_new();
-    event_base_priority_init(base, 3);
+    event_base_priority_init(base, BROKER_PRIORITIES);
     broker *b = broker_new(base, &set, err, sizeof err);
     if (!b) {
         log_error("cannot start: %s", err);

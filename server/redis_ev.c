@@ -17,6 +17,7 @@ typedef struct redis_ev {
     bool dead;              /* hiredis let go while busy: free on return */
 } redis_ev;
 
+/* ev_free: the events and e. */
 static void ev_free(redis_ev *e)
 {
     event_free(e->rd);
@@ -32,6 +33,9 @@ static void leave(redis_ev *e)
         ev_free(e);
 }
 
+/* on_read / on_write: the socket is readable / writable (or, for the
+ * end-of-turn event, commands are waiting): hand it to hiredis, which may
+ * free the context meanwhile (then cleanup only marks e). */
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -52,6 +56,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     leave(e);
 }
 
+/* add_read / del_read / add_write / del_write / cleanup: the hooks hiredis
+ * calls. Reading is switched on once and stays on. */
 static void add_read(void *arg)
 {
     redis_ev *e = arg;
@@ -100,10 +106,8 @@ static void cleanup(void *arg)
     ev_free(e);
 }
 
-int redis_ev_attach(redisAsyncContext *ac, struct event_base *base, int late_priority)
+void redis_ev_attach(redisAsyncContext *ac, struct event_base *base, int late_priority)
 {
-    if (ac->ev.data != NULL)
-        return REDIS_ERR;
     redis_ev *e = mem_calloc(1, sizeof *e);
     e->ac = ac;
     int fd = ac->c.fd;
@@ -120,5 +124,4 @@ int redis_ev_attach(redisAsyncContext *ac, struct event_base *base, int late_pri
     /* As hiredis expects: the first write event completes the connect. */
     add_read(e);
     event_add(e->wr, NULL);
-    return REDIS_OK;
 }

@@ -15,10 +15,10 @@
 
 struct event_base;
 
-/* redis_ev_attach: hooks ac to base; late_priority is the priority of the
- * end-of-turn write (the base's lowest). Returns REDIS_OK, or REDIS_ERR
- * (out of memory, or something is attached already). hiredis detaches it
- * when ac is freed. */
-int redis_ev_attach(redisAsyncContext *ac, struct event_base *base, int late_priority);
+/* redis_ev_attach: hooks a new ac (nothing attached yet) to base;
+ * late_priority is the priority of the end-of-turn write (the base's
+ * lowest, after whatever issues commands at the end of a turn). hiredis
+ * detaches it when ac is freed. */
+void redis_ev_attach(redisAsyncContext *ac, struct event_base *base, int late_priority);
 
 #endif

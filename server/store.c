@@ -25,6 +25,8 @@ typedef struct link {
     bool sub;
     redisAsyncContext *ac;  /* NULL while disconnected */
     bool connected;
+    bool refused;           /* a setup check failed: never goes up */
+    bool subscribed;        /* subscriber: the SUBSCRIBE is confirmed */
     struct event *retry;
     uint64_t backoff_ms;
     unsigned failures;      /* connect failures in a row, to thin the log */
@@ -308,51 +310,76 @@ static void check_setup(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *reply = r;
     link *l = priv;
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
+    if (reply && reply->type == REDIS_REPLY_ERROR && !l->refused) {
         log_error("redis %s: %s connection setup failed: %s", l->s->desc, l->name, reply->str);
+        l->refused = true;
         redisAsyncDisconnect(ac);
     }
 }
 
-/* check_version: the INFO server reply. The scripts need Redis 6.2 (LPOP
- * with a count); an older server is refused with a clear log line. */
+static void check_layout(redisAsyncContext *ac, void *r, void *priv);
+
+/* send_layout: the layout script, by its source (no SHA needed). */
+static void send_layout(link *l)
+{
+    store *s = l->s;
+    char key[200];
+    snprintf(key, sizeof key, "%s:queues", s->prefix);
+    const char *argv[5] = { "EVAL", scripts_sources[SCRIPT_LAYOUT], "1", key, s->prefix };
+    size_t lens[5] = { 4, strlen(argv[1]), 1, strlen(key), strlen(s->prefix) };
+    redisAsyncCommandArgv(l->ac, check_layout, l, 5, argv, lens);
+}
+
+/* check_version: the INFO server reply, after AUTH and SELECT. The
+ * scripts need Redis 6.2 (LPOP with a count); an older server is refused
+ * with a clear log line. Then the layout script runs, only now, so that it
+ * never runs on a refused connection. */
 static void check_version(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *reply = r;
     link *l = priv;
-    if (!reply || reply->type != REDIS_REPLY_STRING)
-        return; /* an error reply (INFO renamed away): the layout call tells */
-    const char *v = strstr(reply->str, "redis_version:");
-    int major = 0, minor = 0;
-    if (!v || sscanf(v, "redis_version:%d.%d", &major, &minor) != 2)
+    if (!reply || l->refused)
         return;
-    if (major < REDIS_MIN_MAJOR || (major == REDIS_MIN_MAJOR && minor < REDIS_MIN_MINOR)) {
+    const char *v = reply->type == REDIS_REPLY_STRING ? strstr(reply->str, "redis_version:") : NULL;
+    int major = 0, minor = 0;
+    /* Without a version (INFO renamed away) the scripts' own errors tell. */
+    if (v && sscanf(v, "redis_version:%d.%d", &major, &minor) == 2 &&
+        (major < REDIS_MIN_MAJOR || (major == REDIS_MIN_MAJOR && minor < REDIS_MIN_MINOR))) {
         log_error("redis %s: server version %d.%d is too old: tridentd needs Redis %d.%d or later",
                   l->s->desc, major, minor, REDIS_MIN_MAJOR, REDIS_MIN_MINOR);
+        l->refused = true;
         redisAsyncDisconnect(ac);
+        return;
     }
+    send_layout(l);
 }
 
-/* check_layout: the reply of the layout script, the last of the connection
- * setup. The broker serves once it is OK and every script is loaded. */
+/* check_layout: the reply of the layout script (the number of tasks it
+ * moved), the last of the connection setup. The broker serves once it came
+ * and every script is loaded. */
 static void check_layout(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *reply = r;
     link *l = priv;
     store *s = l->s;
-    if (!reply)
+    if (!reply || l->refused)
         return;
-    if (reply->type != REDIS_REPLY_STATUS) {
+    if (reply->type != REDIS_REPLY_INTEGER) {
         log_error("redis %s: data layout check failed: %s", s->desc,
                   reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        l->refused = true;
         redisAsyncDisconnect(ac);
         return;
     }
+    if (reply->integer > 0)
+        log_info("redis %s: moved %lld ready tasks of an older key layout", s->desc, reply->integer);
     for (int i = 0; i < SCRIPT__COUNT; i++)
         if (!s->sha[i][0])
             return; /* its SCRIPT LOAD failed and was logged */
     l->backoff_ms = 0;
     set_up(s, true);
+    if (s->sub.subscribed && s->ev.resync)
+        s->ev.resync(s->ev.arg);
 }
 
 static void script_loaded(redisAsyncContext *ac, void *r, void *priv)
@@ -385,10 +412,20 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
 {
     (void)priv;
     redisReply *reply = r;
-    store *s = ((link *)ac->data)->s;
+    link *l = ac->data;
+    store *s = l->s;
     s->replies++;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
         return;
+    if (strcmp(reply->element[0]->str, "subscribe") == 0) {
+        /* One confirmation per channel; the last one ends the setup. */
+        if (reply->element[2]->type == REDIS_REPLY_INTEGER && reply->element[2]->integer == 3) {
+            l->subscribed = true;
+            if (s->up && s->ev.resync)
+                s->ev.resync(s->ev.arg);
+        }
+        return;
+    }
     if (strcmp(reply->element[0]->str, "message") != 0)
         return;
     const redisReply *ch = reply->element[1], *data = reply->element[2];
@@ -427,6 +464,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
     }
     redisAsyncContext *ac = l->ac;
     l->connected = true;
+    l->refused = false;
+    l->subscribed = false;
     l->failures = 0;
     if (l->sub)
         l->backoff_ms = 0; /* the command link's once the broker can serve */
@@ -446,16 +485,11 @@ static void on_connect(const redisAsyncContext *cac, int status)
         size_t lens[2] = { 6, strlen(db) };
         redisAsyncCommandArgv(ac, check_setup, l, 2, argv, lens);
     }
-    /* The version check, the scripts (loaded on every connect: the server
-     * may be new) and the layout check go down in this order; the layout
-     * reply, the last, says whether the broker can serve. */
+    /* The version check, then the scripts (loaded on every connect: the
+     * server may be new); the version check's reply sends the layout
+     * script, whose reply says whether the broker can serve. */
     redisAsyncCommand(ac, check_version, l, "INFO server");
     load_scripts(l);
-    char key[200];
-    snprintf(key, sizeof key, "%s:queues", s->prefix);
-    const char *argv[5] = { "EVAL", scripts_sources[SCRIPT_LAYOUT], "1", key, s->prefix };
-    size_t lens[5] = { 4, strlen(argv[1]), 1, strlen(key), strlen(s->prefix) };
-    redisAsyncCommandArgv(ac, check_layout, l, 5, argv, lens);
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)

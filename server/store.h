@@ -44,6 +44,9 @@ typedef struct store_events {
     /* message: a message on one of the broker channels; kind is "done",
      * "ready" or "cancel" (the channel without the prefix). */
     void (*message)(void *arg, const char *kind, const char *data, size_t len);
+    /* resync: both connections are up and subscribed again after one was
+     * lost: messages of the meantime may be missing (optional). */
+    void (*resync)(void *arg);
     void *arg;
 } store_events;
 

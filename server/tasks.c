@@ -48,6 +48,7 @@ typedef struct submit_req {
     bool push_result;
     uint32_t ntasks;
     uint64_t wait_until;      /* monotonic ms; 0 = no wait for room */
+    uint64_t at;              /* wall ms it arrived: delays count from it */
     rargs args;               /* ntasks, then SUBMIT_FIELDS per task */
     waiter **waiters;         /* WAIT_RESULT waiters, one per task, or NULL */
     struct submit_req *next;
@@ -407,6 +408,48 @@ static waiter *take_armed(struct tasks *t, const char *id, size_t len)
     return ready;
 }
 
+void tasks_on_done_view(broker *b, const char *id, size_t len, const redisReply *view)
+{
+    waiter *w = take_armed(b->tasks, id, len);
+    while (w) {
+        waiter *next = w->next;
+        send_view(w->c, w->kind, w->rid, view, id, len);
+        waiter_free(w);
+        w = next;
+    }
+}
+
+/* resync_read: a task's view for tasks_resync. */
+static void resync_read(void *arg, redisReply *reply)
+{
+    read_ctx *x = arg;
+    broker *b = x->b;
+    b->tasks->in_flight--;
+    bool gone = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0;
+    bool final = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == V__N &&
+                 reply->element[V_S]->type == REDIS_REPLY_STRING &&
+                 state_final(reply_slice(reply->element[V_S]));
+    if (gone || final)
+        tasks_on_done(b, x->id, x->idlen);
+    mem_free(x);
+}
+
+void tasks_resync(broker *b)
+{
+    hmap_iter it;
+    hmap_iter_init(b->tasks->waiting, &it);
+    const void *key;
+    size_t klen;
+    void *val;
+    while (hmap_next(b->tasks->waiting, &it, &key, &klen, &val)) {
+        read_ctx *x = read_ctx_new(b, NULL, 0, key, klen);
+        if (watch(b, key, klen, false, resync_read, x) == 0)
+            b->tasks->in_flight++;
+        else
+            mem_free(x);
+    }
+}
+
 void tasks_on_succeeded(broker *b, const char *id, size_t len, uint64_t attempt,
                         uint64_t finished_at, proto_slice result)
 {
@@ -553,7 +596,7 @@ void tasks_submit(broker *b, conn *c, const proto_msg *m)
         r->wait_until = clock_mono_ms() + m->wait;
     rargs_init(&r->args);
     rargs_u64(&r->args, r->ntasks);
-    uint64_t now = clock_wall_ms();
+    uint64_t now = r->at = clock_wall_ms();
     proto_task none;
     memset(&none, 0, sizeof none);
     int rc = 0;
@@ -714,14 +757,19 @@ static void send_submits(broker *b, submit_req *rev, bool gated)
 {
     if (!rev)
         return;
+    /* The call's time, the tasks' created_at: that of its oldest request,
+     * so that no task's delay ends before created_at + delay. */
+    uint64_t now = UINT64_MAX;
+    size_t n = 0;
+    for (submit_req *r = rev; r; r = r->next) {
+        n++;
+        if (r->at < now)
+            now = r->at;
+    }
     rargs a;
     rargs_init(&a);
-    uint64_t now = clock_wall_ms();
     rargs_u64(&a, now);
     rargs_str(&a, b->node);
-    size_t n = 0;
-    for (submit_req *r = rev; r; r = r->next)
-        n++;
     rargs_u64(&a, n);
     for (submit_req *r = rev; r; r = r->next) {
         rargs_finish(&r->args);

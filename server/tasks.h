@@ -36,6 +36,12 @@ void tasks_on_done(broker *b, const char *id, size_t len);
  * the whole task, get it read). */
 void tasks_on_succeeded(broker *b, const char *id, size_t len, uint64_t attempt,
                         uint64_t finished_at, proto_slice result);
+/* tasks_on_done_view: the same, with the task's view (watch.lua's fields)
+ * in hand: no read needed. */
+void tasks_on_done_view(broker *b, const char *id, size_t len, const redisReply *view);
+/* tasks_resync: messages may have been lost: reads every task waited for
+ * here and answers the waiters of those that are final (or gone). */
+void tasks_resync(broker *b);
 /* tasks_on_close: forget the waiters of a closed connection. */
 void tasks_on_close(broker *b, conn *c);
 /* tasks_redis_down: answer UNAVAILABLE to submissions not yet sent. */

@@ -510,6 +510,8 @@ static void ack_one(broker *b, report *r, const redisReply *res)
             proto_slice result = { (const uint8_t *)r->fields.argv[0], (uint32_t)r->fields.lens[0] };
             tasks_on_succeeded(b, r->id, r->idlen, (uint64_t)res->element[0]->integer, r->sent_at,
                                result);
+        } else if (res->type == REDIS_REPLY_ARRAY) {
+            tasks_on_done_view(b, r->id, r->idlen, res); /* deleted already: the whole view */
         } else {
             tasks_on_done(b, r->id, r->idlen);
         }

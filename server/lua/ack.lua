@@ -5,7 +5,9 @@
 -- Returns per result 1 (stored), 0 (dropped: the task is final) or -1 (no
 -- such task); for a stored task someone waits for, instead {attempt}: with
 -- the time and the result, which the broker has, that is all a RESULT push
--- needs, so it answers without reading the task.
+-- needs, so it answers without reading the task (and reads it for a GET
+-- waiter). A task kept for no time (result_ttl 0) is deleted here, so for
+-- it the whole view comes back instead (the fields of watch.lua).
 -- Hot path: per task one HMGET, one HSET and the expiry; the running set,
 -- the counters and the P:done message go once per call.
 local node = ARGV[3]
@@ -42,6 +44,10 @@ for i = 0, n - 1 do
       -- for the others.
       if v[3] ~= node then done[#done + 1] = id end
       out[i + 1] = { tonumber(v[5]) }
+      if v[4] == '0' then
+        out[i + 1] = redis.call('HMGET', k, 'q', 'n', 's', 'a', 'mr', 'pr', 'c', 'ra', 'st', 'f',
+                                'pg', 'pm', 'r', 'ec', 'em')
+      end
     end
     local ttl = tonumber(v[4])
     if ttl > 0 then redis.call('PEXPIRE', k, ttl) else redis.call('DEL', k) end

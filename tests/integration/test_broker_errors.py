@@ -586,14 +586,35 @@ class RobustnessTest(BrokerTest):
         errors = b.errors()
         self.assertEqual(errors.get("BAD_FRAME", 0) + errors.get("FRAME_TOO_LARGE", 0), 60)
 
-    def test_slow_reading_client_is_dropped(self):
-        b = self.start_broker("--output-limit", "64K")
+    def stored_result(self, b, size):
+        """A client, and the id and result of a task that succeeded with a
+        random result of size bytes."""
         c = self.track(b.client())
         w = self.track(b.worker(credits=1))
         tid = c.request("SUBMIT", name="t")["id"]
         self.assertEqual(w.task()["id"], tid)
-        result = os.urandom(16 * 1024)
+        result = os.urandom(size)
         self.assertEqual(w.ack(tid, result), "stored")
+        return c, tid, result
+
+    def test_output_a_client_reads_late_all_arrives(self):
+        b = self.start_broker()
+        _, tid, result = self.stored_result(b, 64 * 1024)
+        # 200 replies of 64 KiB (13 MB, over what the kernel buffers for one
+        # socket) to a client with a small receive buffer that reads none
+        # until it has sent every request: the broker's socket fills and it
+        # must finish the writes as the client reads.
+        late = self.track(Client(b.port, rcvbuf=4096))
+        late.request("HELLO", version=1, role="client")
+        late.send_raw(b"".join(frame({"op": "GET", "rid": i, "id": tid}) for i in range(10, 210)))
+        for rid in range(10, 210):
+            self.assertEqual(late.reply(rid)["result"], result)
+        # And it writes at once again afterwards.
+        self.assertEqual(late.request("GET", id=tid)["result"], result)
+
+    def test_slow_reading_client_is_dropped(self):
+        b = self.start_broker("--output-limit", "64K")
+        c, tid, result = self.stored_result(b, 16 * 1024)
         # A well-behaved client reads a 16 KiB result (under the limit) fine.
         self.assertEqual(c.request("GET", id=tid)["result"], result)
 

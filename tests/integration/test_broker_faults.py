@@ -21,7 +21,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tridentlib import BrokerTest, Client, ProtocolError, free_port, wait_for  # noqa: E402
+from tridentlib import (BrokerTest, Client, ProtocolError, binary, free_port,  # noqa: E402
+                        wait_for)
 
 
 def read(path):
@@ -331,6 +332,28 @@ class LayoutTest(BrokerTest):
         r.command("SET", "{trident}:layout", 2)
         wait_for(lambda: not _unavailable(c), 20, "the broker to serve again")
         self.assertEqual(c.request("GET", id="before")["state"], "queued")
+
+
+class RefusedSetupTest(BrokerTest):
+    def test_a_refused_select_runs_nothing_in_another_db(self):
+        r = self.start_redis()
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="trident-refused-")
+        self.addCleanup(shutil.rmtree, d, True)
+        log = os.path.join(d, "tridentd.log")
+        with open(log, "wb") as f:
+            p = subprocess.Popen([binary("server/tridentd"), "--listen", f"127.0.0.1:{port}",
+                                  "--redis", f"redis://127.0.0.1:{r.port}/99"],
+                                 stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.terminate)
+        wait_for(lambda: "connection setup failed" in read(log), 20, "the SELECT error")
+        self.assertIn("DB index is out of range", read(log))
+        c = self.track(Client(port, hello={"role": "client"}))
+        self.assertEqual(c.error_code("STATS"), "UNAVAILABLE")
+        # Nothing ran in db 0 meanwhile: no layout key, no scripts' writes.
+        self.assertEqual(r.command("DBSIZE"), "0")
+        self.assertNotIn("data layout", read(log))
 
 
 def _unavailable(c):

@@ -326,6 +326,22 @@ class RetryAndDeadTest(BrokerTest):
         self.assertNotIn("run_at", g)
         self.assertEqual(b.queue_stats("default")["retrying"], 0)
 
+    def test_waiters_of_a_task_kept_for_no_time_get_its_result(self):
+        b = self.start_broker()
+        c = self.track(b.client())
+        w = self.track(b.worker(credits=1))
+        tid = c.request("SUBMIT", name="t", result_ttl=0, push_result=True)["id"]
+        w.task()
+        waiting = self.track(b.client())
+        rid = waiting.send("GET", id=tid, wait=10000)
+        waiting.sync()
+        self.assertEqual(w.ack(tid, result=b"gone soon"), "stored")
+        g = waiting.reply(rid)
+        self.assertEqual((g["state"], g["result"]), ("succeeded", b"gone soon"))
+        res = c.push("RESULT")
+        self.assertEqual((res["id"], res["result"]), (tid, b"gone soon"))
+        self.assertEqual(c.error_code("GET", id=tid), "NOT_FOUND")  # removed at once
+
     def test_dead_list_retry_purge(self):
         b = self.start_broker()
         c = self.track(b.client())
