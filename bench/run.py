@@ -77,7 +77,8 @@ class Stack:
                                               "--listen", self.addr,
                                               "--redis", self.redis_url(self.redis_link),
                                               *broker_args, *self.broker_extra])
-        wait_until(lambda: self.cli("ping").returncode == 0, 10, "tridentd")
+        # STATS needs Redis: tridentd accepts connections before it reaches it.
+        wait_until(lambda: self.cli("stats").returncode == 0, 10, "tridentd and its Redis")
         self.worker = None
         if worker_args is not None:
             self.start_worker(worker_args)
