@@ -35,6 +35,7 @@ typedef struct link {
 struct store {
     struct event_base *base;
     char prefix[160];       /* "{trident}" */
+    char slot_key[176];     /* "{trident}:queues": the one key every script call names */
     bool tcp;
     char host[256];
     int port;
@@ -82,6 +83,7 @@ store *store_new(struct event_base *base, const char *prefix, const store_events
     store *s = mem_calloc(1, sizeof *s);
     s->base = base;
     snprintf(s->prefix, sizeof s->prefix, "{%s}", prefix);
+    snprintf(s->slot_key, sizeof s->slot_key, "%s:queues", s->prefix);
     s->ev = *ev;
     s->cmd = (link){ .s = s, .name = "commands", .sub = false };
     s->sub = (link){ .s = s, .name = "subscriber", .sub = true };
@@ -323,10 +325,8 @@ static void check_layout(redisAsyncContext *ac, void *r, void *priv);
 static void send_layout(link *l)
 {
     store *s = l->s;
-    char key[200];
-    snprintf(key, sizeof key, "%s:queues", s->prefix);
-    const char *argv[5] = { "EVAL", scripts_sources[SCRIPT_LAYOUT], "1", key, s->prefix };
-    size_t lens[5] = { 4, strlen(argv[1]), 1, strlen(key), strlen(s->prefix) };
+    const char *argv[5] = { "EVAL", scripts_sources[SCRIPT_LAYOUT], "1", s->slot_key, s->prefix };
+    size_t lens[5] = { 4, strlen(argv[1]), 1, strlen(s->slot_key), strlen(s->prefix) };
     redisAsyncCommandArgv(l->ac, check_layout, l, 5, argv, lens);
 }
 
@@ -708,14 +708,12 @@ int store_script(store *s, script_id id, rargs *args, store_reply_fn fn, void *a
         return -1;
     /* EVALSHA sha 1 {prefix}:queues prefix ARGV... : the one key names the
      * slot for Redis Cluster; every key the scripts touch shares its tag. */
-    char key[200];
-    snprintf(key, sizeof key, "%s:queues", s->prefix);
     rargs full;
     rargs_init(&full);
     rargs_str(&full, "EVALSHA");
     rargs_str(&full, s->sha[id]);
     rargs_str(&full, "1");
-    rargs_str(&full, key);
+    rargs_str(&full, s->slot_key);
     rargs_str(&full, s->prefix);
     rargs_finish(args);
     for (int i = 0; i < args->n; i++)

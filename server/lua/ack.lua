@@ -45,8 +45,7 @@ for i = 0, n - 1 do
       if v[3] ~= node then done[#done + 1] = id end
       out[i + 1] = { tonumber(v[5]) }
       if v[4] == '0' then
-        out[i + 1] = redis.call('HMGET', k, 'q', 'n', 's', 'a', 'mr', 'pr', 'c', 'ra', 'st', 'f',
-                                'pg', 'pm', 'r', 'ec', 'em')
+        out[i + 1] = read_view(k)
       end
     end
     local ttl = tonumber(v[4])

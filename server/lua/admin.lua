@@ -44,8 +44,7 @@ elseif op == 'dead_list' then
   if lim > 0 then
     for _, id in ipairs(redis.call('ZRANGE', dead, off, off + lim - 1)) do
       out[#out + 1] = id
-      out[#out + 1] = redis.call('HMGET', tkey(id), 'q', 'n', 's', 'a', 'mr', 'pr', 'c', 'ra', 'st',
-                                 'f', 'pg', 'pm', 'r', 'ec', 'em')
+      out[#out + 1] = read_view(tkey(id))
     end
   end
   return out

@@ -98,6 +98,13 @@ local function finish(id, q, state, now, counter)
   if ttl > 0 then redis.call('PEXPIRE', k, ttl) else redis.call('DEL', k) end
 end
 
+-- read_view: the task fields GET reports, as watch.lua returns them (the
+-- broker reads them by position: tasks.c's V_* order).
+local function read_view(k)
+  return redis.call('HMGET', k, 'q', 'n', 's', 'a', 'mr', 'pr', 'c', 'ra', 'st', 'f', 'pg', 'pm',
+                    'r', 'ec', 'em')
+end
+
 -- add_waiter: records that broker node waits for task key k to be final:
 -- w is the one waiting broker's id, or '*' for several.
 local function add_waiter(k, node)

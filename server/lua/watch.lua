@@ -9,5 +9,4 @@ local k = tkey(ARGV[2])
 local s = redis.call('HGET', k, 's')
 if not s then return {} end
 if ARGV[3] ~= '' and not FINAL[s] then add_waiter(k, ARGV[3]) end
-return redis.call('HMGET', k, 'q', 'n', 's', 'a', 'mr', 'pr', 'c', 'ra', 'st', 'f', 'pg', 'pm',
-                  'r', 'ec', 'em')
+return read_view(k)
