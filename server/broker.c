@@ -405,6 +405,40 @@ static void reap_done(void *arg, redisReply *reply)
     }
 }
 
+/* EXPIRE_LIMIT: finished tasks one expire call deletes at most; a call
+ * that reaches it runs again at once, so deleting keeps up with any rate. */
+#define EXPIRE_LIMIT 1000
+
+static void expire_run(broker *b);
+
+static void expire_done(void *arg, redisReply *reply)
+{
+    broker *b = arg;
+    b->expire_busy = false;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER &&
+        reply->element[1]->type == REDIS_REPLY_INTEGER) {
+        b->counters.expired += (uint64_t)reply->element[1]->integer;
+        if (reply->element[0]->integer >= EXPIRE_LIMIT)
+            expire_run(b);
+    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        log_error("expire script: %s", reply->str);
+    }
+}
+
+static void expire_run(broker *b)
+{
+    if (b->expire_busy || !store_up(b->store))
+        return;
+    rargs a;
+    rargs_init(&a);
+    rargs_u64(&a, clock_wall_ms());
+    rargs_u64(&a, EXPIRE_LIMIT);
+    if (store_script(b->store, SCRIPT_EXPIRE, &a, expire_done, b) == 0)
+        b->expire_busy = true;
+    rargs_free(&a);
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -428,6 +462,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
             b->reap_busy = true;
     }
     rargs_free(&a);
+    expire_run(b);
     workers_poll(b);
 }
 

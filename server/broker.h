@@ -57,6 +57,7 @@ typedef struct broker_counters {
     uint64_t buried;            /* went to a dead set */
     uint64_t requeued;          /* taken back from lost workers */
     uint64_t reaped;            /* taken back after a lease expired */
+    uint64_t expired;           /* finished tasks deleted when their result ttl ran out */
     uint64_t promoted;          /* scheduled tasks made ready */
     uint64_t cancelled;
     uint64_t flushes;           /* per-turn flushes that sent something */
@@ -87,6 +88,7 @@ typedef struct broker {
     struct event *drain_timer;
     bool promote_busy;          /* a promote script is in flight */
     bool reap_busy;             /* a reap script is in flight */
+    bool expire_busy;           /* an expire script is in flight */
     bool draining;
     bool drain_final;           /* the grace ended; last answers going out */
     bool stopping;

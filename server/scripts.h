@@ -23,6 +23,7 @@ typedef enum script_id {
     SCRIPT_ADMIN,
     SCRIPT_STATS,
     SCRIPT_LAYOUT,
+    SCRIPT_EXPIRE,
     SCRIPT__COUNT
 } script_id;
 

@@ -1087,6 +1087,7 @@ static void stats_done(void *arg, redisReply *reply)
         { "duplicates_dropped", k->dropped_results }, { "failed", k->failed },
         { "retried", k->retried }, { "buried", k->buried }, { "requeued", k->requeued },
         { "reaped", k->reaped }, { "promoted", k->promoted }, { "cancelled", k->cancelled },
+        { "expired", k->expired },
         { "flushes", k->flushes }, { "redis_calls", store_calls(b->store) },
     };
     msgpack_pack_map(&pk, sizeof counters / sizeof counters[0]);

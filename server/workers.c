@@ -239,7 +239,7 @@ static void push_task(broker *b, worker *w, redisReply **f)
     t->queue = (proto_slice){ (const uint8_t *)f[1]->str, (uint32_t)f[1]->len };
     t->name = (proto_slice){ (const uint8_t *)f[2]->str, (uint32_t)f[2]->len };
     t->payload = (proto_slice){ (const uint8_t *)f[3]->str, (uint32_t)f[3]->len };
-    t->attempt = (uint64_t)f[4]->integer;
+    t->attempt = f[4]->str ? strtoull(f[4]->str, NULL, 10) : 0;
     t->timeout = f[5]->str ? strtoull(f[5]->str, NULL, 10) : 0;
     t->priority = f[6]->str ? strtoll(f[6]->str, NULL, 10) : 0;
     t->created_at = f[7]->str ? strtoull(f[7]->str, NULL, 10) : 0;
@@ -506,10 +506,10 @@ static void ack_one(broker *b, report *r, const redisReply *res)
     if (stored) {
         b->counters.acked++;
         if (res->type == REDIS_REPLY_ARRAY && res->elements == 1 &&
-            res->element[0]->type == REDIS_REPLY_INTEGER) {
+            res->element[0]->type == REDIS_REPLY_STRING) {
             proto_slice result = { (const uint8_t *)r->fields.argv[0], (uint32_t)r->fields.lens[0] };
-            tasks_on_succeeded(b, r->id, r->idlen, (uint64_t)res->element[0]->integer, r->sent_at,
-                               result);
+            tasks_on_succeeded(b, r->id, r->idlen, strtoull(res->element[0]->str, NULL, 10),
+                               r->sent_at, result);
         } else if (res->type == REDIS_REPLY_ARRAY) {
             tasks_on_done_view(b, r->id, r->idlen, res); /* deleted already: the whole view */
         } else {

@@ -3,16 +3,20 @@
 -- from any worker (one that reconnected after its lease ran out included).
 -- ARGV: prefix, now, node (this broker's id), n, then per result: id, result.
 -- Returns per result 1 (stored), 0 (dropped: the task is final) or -1 (no
--- such task); for a stored task someone waits for, instead {attempt}: with
--- the time and the result, which the broker has, that is all a RESULT push
--- needs, so it answers without reading the task (and reads it for a GET
--- waiter). A task kept for no time (result_ttl 0) is deleted here, so for
--- it the whole view comes back instead (the fields of watch.lua).
--- Hot path: per task one HMGET, one HSET and the expiry; the running set,
--- the counters and the P:done message go once per call.
+-- such task); for a stored task someone waits for, instead {attempt} (as
+-- a string): with the time and the result, which the broker has, that is
+-- all a RESULT push needs, so it answers without reading the task (and
+-- reads it for a GET waiter). A task kept for no time (result_ttl 0) is
+-- deleted here, so for it the whole view comes back instead (the fields
+-- of watch.lua).
+-- Hot path: per task one HMGET and one HSET; the running set, the lists of
+-- tasks to expire, the counters and the P:done message go once per call.
+local now = tonumber(ARGV[2])
 local node = ARGV[3]
 local n = tonumber(ARGV[4])
 local out = {}
+local second = {}           -- ttl -> the second its tasks are due to go
+local expiring = {}         -- that second -> ids
 local stopped = {}          -- ids to take out of the running set
 local nrun, nok = {}, {}    -- queue -> running tasks finished / succeeded
 local done = {}             -- ids someone waits for
@@ -43,16 +47,28 @@ for i = 0, n - 1 do
       -- This broker answers its own waiters from the reply: the message is
       -- for the others.
       if v[3] ~= node then done[#done + 1] = id end
-      out[i + 1] = { tonumber(v[5]) }
+      out[i + 1] = { v[5] }
       if v[4] == '0' then
         out[i + 1] = read_view(k)
       end
     end
-    local ttl = tonumber(v[4])
-    if ttl > 0 then redis.call('PEXPIRE', k, ttl) else redis.call('DEL', k) end
+    -- ttl is kept as the broker formatted it: '0' or digits.
+    if v[4] ~= '0' then
+      local sec = second[v[4]]
+      if not sec then
+        sec = expire_bucket(now, v[4])
+        second[v[4]] = sec
+        expiring[sec] = {}
+      end
+      local e = expiring[sec]
+      e[#e + 1] = id
+    else
+      redis.call('DEL', k)
+    end
   end
 end
 call_chunked('ZREM', RUNNING, stopped)
+for sec, ids in pairs(expiring) do expire_later(sec, ids) end
 add_counts(nrun, 'nrun')
 add_counts(nok, 'ok')
 if #done > 0 then redis.call('PUBLISH', P .. ':done', table.concat(done, ' ')) end

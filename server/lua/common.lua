@@ -6,6 +6,7 @@ local function qkey(q, what) return P .. ':q:' .. q .. ':' .. what end
 local RUNNING = P .. ':running'
 local SCHED = P .. ':sched'
 local QUEUES = P .. ':queues'
+local EXPIRING = P .. ':x'
 
 -- Ready order: higher priority first, FIFO within one priority. A queue's
 -- ready tasks of one priority are a list (pushed at the back, popped from
@@ -59,6 +60,24 @@ end
 
 local FINAL = { succeeded = true, dead = true, cancelled = true }
 
+-- Finished tasks are deleted by expire.lua, not by Redis key expiry: a key
+-- with a TTL makes every later lookup of every key also search Redis's
+-- table of expiring keys, and a queue keeps millions of finished tasks.
+-- A task finished at f with result ttl t goes into the list {P}:x:<s>,
+-- s = floor((f + t) / 1000) + 1, a second by the time of which it is due;
+-- the sorted set {P}:x holds those seconds.
+-- expire_bucket: that second, as a string, for a ttl as stored ('0' is
+-- not kept at all and has no bucket).
+local function expire_bucket(now, ttl)
+  return tostring(math.floor((now + tonumber(ttl)) / 1000) + 1)
+end
+
+-- expire_later: adds ids to a second's list.
+local function expire_later(second, ids)
+  call_chunked('RPUSH', EXPIRING .. ':' .. second, ids)
+  redis.call('ZADD', EXPIRING, second, second)
+end
+
 -- unlink: takes the task out of whatever its state keeps it in, and fixes
 -- the per-queue counters. Returns nothing; the caller sets the new state.
 local function unlink(id, q, s)
@@ -94,8 +113,7 @@ local function finish(id, q, state, now, counter)
     redis.call('ZADD', qkey(q, 'dead'), now, id)
     return
   end
-  ttl = tonumber(ttl)
-  if ttl > 0 then redis.call('PEXPIRE', k, ttl) else redis.call('DEL', k) end
+  if ttl ~= '0' then expire_later(expire_bucket(now, ttl), { id }) else redis.call('DEL', k) end
 end
 
 -- read_view: the task fields GET reports, as watch.lua returns them (the

@@ -2,7 +2,7 @@
 -- ARGV: prefix, now, lease_ms, nreq, then per request: worker, want,
 -- nqueues, queue... (in the order to serve them).
 -- Returns per request a flat array, 8 fields per task: id, queue, name,
--- payload, attempt, timeout, priority, created_at.
+-- payload, attempt, timeout, priority, created_at (all strings).
 -- Hot path: per task one HMGET and one HSET; the running set and the
 -- counters are written once per call.
 local now = tonumber(ARGV[2])
@@ -12,6 +12,7 @@ local at = 5
 local until_ = tostring(now + lease) -- one number formatted per call, not per task
 local out = {}
 local running = {}  -- score, id pairs for the running set
+local next_a = {}   -- attempt -> the next one, as strings: Lua formats numbers slowly
 local nrun = {}     -- queue -> tasks started
 for r = 1, nreq do
   local worker, want, nq = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
@@ -26,7 +27,11 @@ for r = 1, nreq do
         local k = tkey(id)
         local t = redis.call('HMGET', k, 'n', 'p', 'a', 'to', 'pr', 'c')
         if t[1] then
-          local a = tonumber(t[3]) + 1
+          local a = next_a[t[3]]
+          if not a then
+            a = tostring(tonumber(t[3]) + 1)
+            next_a[t[3]] = a
+          end
           redis.call('HSET', k, 's', 'running', 'a', a, 'st', ARGV[2], 'wk', worker)
           running[#running + 1] = until_
           running[#running + 1] = id

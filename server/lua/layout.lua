@@ -3,7 +3,7 @@
 -- brought up to this one, data of a newer one is refused.
 -- ARGV: prefix. Returns the number of ready tasks moved, or an error reply
 -- starting with LAYOUT.
-local LAYOUT = 2
+local LAYOUT = 3
 local found = tonumber(redis.call('GET', P .. ':layout') or '1')
 if found > LAYOUT then
   return redis.error_reply('LAYOUT the data in Redis has key layout ' .. found ..

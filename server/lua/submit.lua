@@ -30,20 +30,20 @@ for g = 1, ngroups do
   local seen = {}
   for i = 0, n - 1 do
     local b = at + i * F
-    local id, q, maxlen = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 10])
+    local id, q, maxlen = ARGV[b], ARGV[b + 1], ARGV[b + 10]
     if seen[id] or (ARGV[b + 11] ~= '1' and redis.call('EXISTS', tkey(id)) == 1) then
       dup[i] = true
     else
       seen[id] = true
       adding[q] = (adding[q] or 0) + 1
-      if maxlen > 0 then
+      if maxlen ~= '0' then
         local len = held[q]
         if not len then
           local m = redis.call('HMGET', qkey(q, 'm'), 'nsch', 'nrt')
           len = ready_len(q) + tonumber(m[1] or 0) + tonumber(m[2] or 0)
           held[q] = len
         end
-        if len + (added[q] or 0) + adding[q] > maxlen then full = q end
+        if len + (added[q] or 0) + adding[q] > tonumber(maxlen) then full = q end
       end
     end
   end
@@ -62,20 +62,27 @@ for g = 1, ngroups do
           add_waiter(tkey(ARGV[b]), ARGV[3])
         end
       else
-        local id, q, due, prio = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 5]), tonumber(ARGV[b + 4])
+        -- Numbers stay the strings the broker formatted ('0', digits, a
+        -- sign): Lua converts numbers to and from strings slowly.
+        local id, q, due, prio = ARGV[b], ARGV[b + 1], ARGV[b + 5], ARGV[b + 4]
         local k = tkey(id)
-        -- Values go as the strings they came as: Lua formats numbers slowly.
-        local f = { 'q', q, 'n', ARGV[b + 2], 'p', ARGV[b + 3], 'pr', ARGV[b + 4], 'a', '0',
-                    'mr', ARGV[b + 6], 'to', ARGV[b + 7], 'ttl', ARGV[b + 8], 'c', ARGV[2] }
-        if ARGV[b + 9] == '1' then f[#f + 1], f[#f + 2] = 'w', ARGV[3] end
-        if due > now then
-          f[#f + 1], f[#f + 2], f[#f + 3], f[#f + 4] = 's', 'scheduled', 'ra', ARGV[b + 5]
-          redis.call('HSET', k, unpack(f))
-          redis.call('ZADD', SCHED, ARGV[b + 5], id)
+        local later = due ~= '0' and tonumber(due) > now
+        -- All the fields at once (one table of its final size); the last
+        -- four are w and ra, left out or moved down when not set.
+        local f = { 'q', q, 'n', ARGV[b + 2], 'p', ARGV[b + 3], 'pr', prio, 'a', '0',
+                    'mr', ARGV[b + 6], 'to', ARGV[b + 7], 'ttl', ARGV[b + 8], 'c', ARGV[2],
+                    's', later and 'scheduled' or 'queued', 'w', ARGV[3], 'ra', due }
+        local nf = 20
+        if ARGV[b + 9] == '1' then nf = 22 end
+        if later then
+          f[nf + 1], f[nf + 2] = 'ra', due
+          nf = nf + 2
+        end
+        redis.call('HSET', k, unpack(f, 1, nf))
+        if later then
+          redis.call('ZADD', SCHED, due, id)
           nsch[q] = (nsch[q] or 0) + 1
         else
-          f[#f + 1], f[#f + 2] = 's', 'queued'
-          redis.call('HSET', k, unpack(f))
           local byprio = readyq[q]
           if not byprio then byprio = {}; readyq[q] = byprio end
           local r = byprio[prio]
@@ -98,7 +105,7 @@ end
 for q, byprio in pairs(readyq) do
   for prio, ids in pairs(byprio) do
     call_chunked('RPUSH', rkey(q, prio), ids)
-    redis.call('ZADD', qkey(q, 'prios'), -prio, prio)
+    redis.call('ZADD', qkey(q, 'prios'), -tonumber(prio), prio)
   end
 end
 add_counts(nsch, 'nsch')

@@ -22,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tridentlib import BrokerTest, now_ms  # noqa: E402
+from tridentlib import BrokerTest, now_ms, wait_for  # noqa: E402
 
 TIMER_SLACK = 0.02  # s: how early a libevent timer of the broker may fire
 CROCKFORD = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
@@ -661,6 +661,53 @@ class WaitAndPushTest(BrokerTest):
         self.assertTrue(r["duplicate"])
         res = other.push("RESULT", timeout=5)
         self.assertEqual((res["id"], res["state"], res["result"]), ("pb1", "succeeded", b"pb1"))
+
+
+class ExpireTest(BrokerTest):
+    """Finished tasks are deleted by the broker's expire script once their
+    result ttl has run out (docs/STORAGE.md), not by Redis key expiry."""
+
+    def test_finished_tasks_go_when_their_ttl_runs_out(self):
+        r = self.start_redis()
+        b = self.start_broker(redis_url=r.url())
+        c = self.track(b.client())
+        w = self.track(b.worker(credits=2))
+        done = c.request("SUBMIT", name="t", id="done", result_ttl=300)["id"]
+        kept = c.request("SUBMIT", name="t", id="kept", result_ttl=600000)["id"]
+        cx = c.request("SUBMIT", name="t", id="cx", result_ttl=300, delay=600000)["id"]
+        for t in (w.task(), w.task()):
+            self.assertEqual(w.ack(t["id"], b"r"), "stored")
+        c.request("CANCEL", id=cx)
+        for tid in (done, kept, cx):
+            self.assertEqual(r.command("PTTL", "{trident}:t:" + tid), "-1")  # no Redis TTL
+        def gone(tid):
+            return c.raw_reply(c.send("GET", id=tid)).get("code") == "NOT_FOUND"
+        wait_for(lambda: gone(done), 10, "the result to expire")
+        wait_for(lambda: gone(cx), 10, "the cancelled task to expire")
+        self.assertEqual(c.request("GET", id=kept)["state"], "succeeded")
+        self.assertEqual(b.stats()["counters"]["expired"], 2)
+        # Only the second of the long-kept task is still listed.
+        self.assertEqual(r.command("ZCARD", "{trident}:x"), "1")
+
+    def test_a_listed_task_is_deleted_only_when_its_time_is_up(self):
+        r = self.start_redis()
+        b = self.start_broker(redis_url=r.url())
+        c = self.track(b.client())
+        w = self.track(b.worker(queues=["eq"], credits=2))
+        c.request("SUBMIT", queue="eq", name="t", id="again", result_ttl=600000)
+        c.request("SUBMIT", queue="eq", name="t", id="dead", max_retries=0)
+        self.assertEqual(w.ack(w.task()["id"], b"r"), "stored")
+        w.fail(w.task()["id"], retryable=False)
+        # A second long past lists a task finished just now (as when one
+        # deleted early was submitted again under its id), a dead task and
+        # one that does not exist.
+        r.command("RPUSH", "{trident}:x:1", "again", "dead", "nosuch")
+        r.command("ZADD", "{trident}:x", 1, 1)
+        wait_for(lambda: r.command("EXISTS", "{trident}:x:1") == "0", 10, "the list to be read")
+        wait_for(lambda: r.command("ZSCORE", "{trident}:x", 1) == "", 10, "the second to go")
+        self.assertEqual(c.request("GET", id="again")["state"], "succeeded")
+        self.assertEqual(c.request("GET", id="dead")["state"], "dead")
+        self.assertEqual(b.stats()["counters"]["expired"], 0)
 
 
 class StatsInfoTest(BrokerTest):

@@ -1,0 +1,26 @@
+-- expire: deletes finished tasks whose result ttl has run out, from the
+-- lists of common.lua's expire_later, oldest second first. Any broker may
+-- run it on its timer; it is idempotent. A listed task is deleted only if
+-- it is still final (not dead) and its time is up: one deleted early and
+-- submitted again under its id is left alone.
+-- ARGV: prefix, now, limit.
+-- Returns {ids taken off the lists (limit means: run again), tasks deleted}.
+local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local taken, deleted = 0, 0
+for _, second in ipairs(redis.call('ZRANGEBYSCORE', EXPIRING, '-inf', math.floor(now / 1000),
+                                   'LIMIT', 0, 16)) do
+  local list = EXPIRING .. ':' .. second
+  local ids = redis.call('LPOP', list, limit - taken) or {}
+  for _, id in ipairs(ids) do
+    local k = tkey(id)
+    local s, f, ttl = unpack(redis.call('HMGET', k, 's', 'f', 'ttl'))
+    if s and s ~= 'dead' and FINAL[s] and f and ttl and tonumber(f) + tonumber(ttl) <= now then
+      redis.call('DEL', k)
+      deleted = deleted + 1
+    end
+  end
+  taken = taken + #ids
+  if taken >= limit then break end
+  redis.call('ZREM', EXPIRING, second) -- its list is empty now
+end
+return { taken, deleted }
