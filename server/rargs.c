@@ -1,7 +1,5 @@
 #include "rargs.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "mem.h"
@@ -59,18 +57,35 @@ void rargs_copy(rargs *a, const void *p, size_t len)
     buf_append(&a->own, p, len);
 }
 
+/* put_u64: v in decimal at out (room for 20 digits); returns the length.
+ * The hot scripts take thousands of numbers per call: printf is too slow. */
+static size_t put_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 void rargs_u64(rargs *a, uint64_t v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
-    rargs_copy(a, tmp, (size_t)n);
+    char tmp[20];
+    rargs_copy(a, tmp, put_u64(tmp, v));
 }
 
 void rargs_i64(rargs *a, int64_t v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
-    rargs_copy(a, tmp, (size_t)n);
+    char tmp[21];
+    size_t n = 0;
+    if (v < 0)
+        tmp[n++] = '-';
+    n += put_u64(tmp + n, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+    rargs_copy(a, tmp, n);
 }
 
 void rargs_finish(rargs *a)
@@ -79,4 +94,31 @@ void rargs_finish(rargs *a)
     for (int i = 0; i < a->n; i++)
         if (a->offs[i] != SIZE_MAX)
             a->argv[i] = a->lens[i] ? base + a->offs[i] : "";
+}
+
+char *rargs_resp(rargs *a, size_t *len)
+{
+    rargs_finish(a);
+    /* "*n\r\n", then per argument "$len\r\n" bytes "\r\n". */
+    size_t total = 1 + 20 + 2;
+    for (int i = 0; i < a->n; i++)
+        total += 1 + 20 + 2 + a->lens[i] + 2;
+    char *out = mem_malloc(total);
+    char *p = out;
+    *p++ = '*';
+    p += put_u64(p, (uint64_t)a->n);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < a->n; i++) {
+        *p++ = '$';
+        p += put_u64(p, a->lens[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, a->argv[i], a->lens[i]);
+        p += a->lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *len = (size_t)(p - out);
+    return out;
 }

@@ -35,4 +35,9 @@ void rargs_i64(rargs *a, int64_t v);
  * the last add and before reading argv. */
 void rargs_finish(rargs *a);
 
+/* rargs_resp: the command in Redis's wire format (an array of bulk
+ * strings), in one buffer the caller frees with mem_free; its length goes
+ * to *len. Finishes a. */
+char *rargs_resp(rargs *a, size_t *len);
+
 #endif

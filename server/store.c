@@ -68,8 +68,8 @@ struct store {
 typedef struct call {
     store *s;
     int script;             /* script_id, or -1 for a plain command */
-    char *cmd;              /* formatted (redisFormatCommandArgv), script calls only */
-    int cmdlen;
+    char *cmd;              /* formatted (rargs_resp), script calls only */
+    size_t cmdlen;
     bool retried;
     store_reply_fn fn;
     void *arg;
@@ -669,15 +669,14 @@ static void call_done(redisAsyncContext *ac, void *r, void *priv)
         log_warn("redis %s: scripts missing on the server, loading them again", s->desc);
         load_scripts(&s->cmd);
         c->retried = true;
-        if (redisAsyncFormattedCommand(s->cmd.ac, call_done, c, c->cmd, (size_t)c->cmdlen) == REDIS_OK)
+        if (redisAsyncFormattedCommand(s->cmd.ac, call_done, c, c->cmd, c->cmdlen) == REDIS_OK)
             return;
         reply = NULL;
     }
     (void)ac;
     if (c->fn)
         c->fn(c->arg, reply);
-    if (c->cmd)
-        redisFreeCommand(c->cmd);
+    mem_free(c->cmd);
     mem_free(c);
 }
 
@@ -686,15 +685,13 @@ static int send_call(store *s, call *c, rargs *args)
     rargs_finish(args);
     int rc;
     if (c->script >= 0) {
-        c->cmdlen = redisFormatCommandArgv(&c->cmd, args->n, args->argv, args->lens);
-        rc = c->cmdlen < 0 ? REDIS_ERR
-                           : redisAsyncFormattedCommand(s->cmd.ac, call_done, c, c->cmd, (size_t)c->cmdlen);
+        c->cmd = rargs_resp(args, &c->cmdlen);
+        rc = redisAsyncFormattedCommand(s->cmd.ac, call_done, c, c->cmd, c->cmdlen);
     } else {
         rc = redisAsyncCommandArgv(s->cmd.ac, call_done, c, args->n, args->argv, args->lens);
     }
     if (rc != REDIS_OK) {
-        if (c->cmd)
-            redisFreeCommand(c->cmd);
+        mem_free(c->cmd);
         mem_free(c);
         return -1;
     }
