@@ -405,8 +405,9 @@ static void reap_done(void *arg, redisReply *reply)
     }
 }
 
-/* EXPIRE_LIMIT: finished tasks one expire call deletes at most; a call
- * that reaches it runs again at once, so deleting keeps up with any rate. */
+/* EXPIRE_LIMIT: finished tasks one expire call looks at, at most; a call
+ * that stops at a limit runs again at once, so deleting keeps up with any
+ * rate and catches up after a pause. */
 #define EXPIRE_LIMIT 1000
 
 static void expire_run(broker *b);
@@ -419,7 +420,7 @@ static void expire_done(void *arg, redisReply *reply)
         reply->element[0]->type == REDIS_REPLY_INTEGER &&
         reply->element[1]->type == REDIS_REPLY_INTEGER) {
         b->counters.expired += (uint64_t)reply->element[1]->integer;
-        if (reply->element[0]->integer >= EXPIRE_LIMIT)
+        if (reply->element[0]->integer == 1)
             expire_run(b);
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
         log_error("expire script: %s", reply->str);

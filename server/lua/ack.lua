@@ -58,9 +58,12 @@ for i = 0, n - 1 do
       if not sec then
         sec = expire_bucket(now, v[4])
         second[v[4]] = sec
-        expiring[sec] = {}
       end
-      local e = expiring[sec]
+      local e = expiring[sec] -- two ttls may share a second
+      if not e then
+        e = {}
+        expiring[sec] = e
+      end
       e[#e + 1] = id
     else
       redis.call('DEL', k)

@@ -3,12 +3,15 @@
 -- run it on its timer; it is idempotent. A listed task is deleted only if
 -- it is still final (not dead) and its time is up: one deleted early and
 -- submitted again under its id is left alone.
--- ARGV: prefix, now, limit.
--- Returns {ids taken off the lists (limit means: run again), tasks deleted}.
+-- ARGV: prefix, now, limit (of ids to take off the lists).
+-- Returns {more, deleted}: more is 1 when it stopped at a limit (run
+-- again), deleted the number of tasks deleted.
+local SECONDS = 16 -- due seconds read per call
 local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 local taken, deleted = 0, 0
-for _, second in ipairs(redis.call('ZRANGEBYSCORE', EXPIRING, '-inf', math.floor(now / 1000),
-                                   'LIMIT', 0, 16)) do
+local due = redis.call('ZRANGEBYSCORE', EXPIRING, '-inf', math.floor(now / 1000),
+                       'LIMIT', 0, SECONDS)
+for _, second in ipairs(due) do
   local list = EXPIRING .. ':' .. second
   local ids = redis.call('LPOP', list, limit - taken) or {}
   for _, id in ipairs(ids) do
@@ -23,4 +26,4 @@ for _, second in ipairs(redis.call('ZRANGEBYSCORE', EXPIRING, '-inf', math.floor
   if taken >= limit then break end
   redis.call('ZREM', EXPIRING, second) -- its list is empty now
 end
-return { taken, deleted }
+return { (taken >= limit or #due == SECONDS) and 1 or 0, deleted }

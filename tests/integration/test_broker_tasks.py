@@ -22,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tridentlib import BrokerTest, now_ms, wait_for  # noqa: E402
+from tridentlib import BrokerTest, frame, now_ms, wait_for  # noqa: E402
 
 TIMER_SLACK = 0.02  # s: how early a libevent timer of the broker may fire
 CROCKFORD = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
@@ -688,6 +688,28 @@ class ExpireTest(BrokerTest):
         self.assertEqual(b.stats()["counters"]["expired"], 2)
         # Only the second of the long-kept task is still listed.
         self.assertEqual(r.command("ZCARD", "{trident}:x"), "1")
+
+    def test_tasks_of_two_ttls_acked_together_both_go(self):
+        b = self.start_broker()
+        c = self.track(b.client())
+        w = self.track(b.worker(credits=2))
+        # 1,000 and 1,001 ms fall in the same second of the lists (unless
+        # they finish at x.999 s), and both ACKs go in one write, so one
+        # ack call lists both.
+        ids = [c.request("SUBMIT", name="t", result_ttl=ttl)["id"] for ttl in (1000, 1001)]
+        self.assertEqual(sorted(t["id"] for t in w.tasks(2)), sorted(ids))
+        data, rids = b"", []
+        for tid in ids:
+            w.rid += 1
+            rids.append(w.rid)
+            data += frame({"op": "ACK", "rid": w.rid, "id": tid, "result": b"r"})
+        w.send_raw(data)
+        for rid in rids:
+            self.assertEqual(w.reply(rid)["outcome"], "stored")
+        for tid in ids:
+            wait_for(lambda: c.raw_reply(c.send("GET", id=tid)).get("code") == "NOT_FOUND", 10,
+                     f"task {tid} to expire")
+        self.assertEqual(b.stats()["counters"]["expired"], 2)
 
     def test_a_listed_task_is_deleted_only_when_its_time_is_up(self):
         r = self.start_redis()
