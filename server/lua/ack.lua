@@ -7,8 +7,9 @@
 -- a string): with the time and the result, which the broker has, that is
 -- all a RESULT push needs, so it answers without reading the task (and
 -- reads it for a GET waiter). A task kept for no time (result_ttl 0) is
--- deleted here, so for it the whole view comes back instead (the fields
--- of watch.lua).
+-- deleted here (unless someone waits for it through another broker: then
+-- it stays WAITED ms for them, common.lua), so for it the whole view comes
+-- back instead (the fields of watch.lua).
 -- Hot path: per task one HMGET and one HSET; the running set, the lists of
 -- tasks to expire, the counters and the P:done message go once per call.
 local now = tonumber(ARGV[2])
@@ -53,11 +54,13 @@ for i = 0, n - 1 do
       end
     end
     -- ttl is kept as the broker formatted it: '0' or digits.
-    if v[4] ~= '0' then
-      local sec = second[v[4]]
+    local ttl = v[4]
+    if ttl == '0' and v[3] and v[3] ~= node then ttl = WAITED end
+    if ttl ~= '0' then
+      local sec = second[ttl]
       if not sec then
-        sec = expire_bucket(now, v[4])
-        second[v[4]] = sec
+        sec = expire_bucket(now, ttl)
+        second[ttl] = sec
       end
       local e = expiring[sec] -- two ttls may share a second
       if not e then

@@ -72,6 +72,11 @@ local function expire_bucket(now, ttl)
   return tostring(math.floor((now + tonumber(ttl)) / 1000) + 1)
 end
 
+-- A task kept for no time (ttl '0') that someone waits for through
+-- another broker, or that finishes by a CANCEL, is kept this long instead
+-- (ms, as a ttl string), so the brokers of its waiters can read it.
+local WAITED = '10000'
+
 -- expire_later: adds ids to a second's list.
 local function expire_later(second, ids)
   call_chunked('RPUSH', EXPIRING .. ':' .. second, ids)
@@ -113,6 +118,7 @@ local function finish(id, q, state, now, counter)
     redis.call('ZADD', qkey(q, 'dead'), now, id)
     return
   end
+  if ttl == '0' and w then ttl = WAITED end
   if ttl ~= '0' then expire_later(expire_bucket(now, ttl), { id }) else redis.call('DEL', k) end
 end
 

@@ -400,6 +400,23 @@ class TwoBrokersTest(BrokerTest):
             q = b.queue_stats("x")
             self.assertEqual((q["succeeded"], q["ready"]), (1, 0))
 
+    def test_a_task_kept_for_no_time_still_reaches_its_waiters_on_the_other(self):
+        c = self.track(self.b1.client())
+        w = self.track(self.b2.worker(queues=["z"], credits=1))
+        tid = c.request("SUBMIT", queue="z", name="t", result_ttl=0, push_result=True)["id"]
+        get = c.send("GET", id=tid, wait=30000)
+        c.sync()
+        self.assertEqual(w.task(timeout=5)["id"], tid)
+        self.assertEqual(w.ack(tid, b"brief"), "stored")
+        res = c.push("RESULT", timeout=5)
+        self.assertEqual((res["id"], res["state"], res["result"]), (tid, "succeeded", b"brief"))
+        g = c.reply(get, timeout=5)
+        self.assertEqual((g["state"], g["result"]), ("succeeded", b"brief"))
+        # Kept only for its waiters: listed to be deleted (in about 10 s).
+        seconds = self.r.command("ZRANGE", "{trident}:x", 0, -1).split()
+        self.assertEqual(len(seconds), 1)
+        self.assertEqual(self.r.command("LRANGE", "{trident}:x:" + seconds[0], 0, -1), tid)
+
     def test_get_wait_across_brokers_is_never_missed(self):
         # Many GETs with a wait on b1 whose tasks finish through b2 right
         # after: each must be answered when its task finishes, not when its

@@ -342,6 +342,18 @@ class RetryAndDeadTest(BrokerTest):
         self.assertEqual((res["id"], res["result"]), (tid, b"gone soon"))
         self.assertEqual(c.error_code("GET", id=tid), "NOT_FOUND")  # removed at once
 
+    def test_waiters_of_a_cancelled_task_kept_for_no_time_get_its_outcome(self):
+        b = self.start_broker()
+        c = self.track(b.client())
+        tid = c.request("SUBMIT", name="t", result_ttl=0, push_result=True, delay=600000)["id"]
+        waiting = self.track(b.client())
+        rid = waiting.send("GET", id=tid, wait=10000)
+        waiting.sync()
+        self.assertEqual(c.request("CANCEL", id=tid)["outcome"], "queued")
+        self.assertEqual(waiting.reply(rid)["state"], "cancelled")
+        res = c.push("RESULT")
+        self.assertEqual((res["id"], res["state"]), (tid, "cancelled"))
+
     def test_dead_list_retry_purge(self):
         b = self.start_broker()
         c = self.track(b.client())
