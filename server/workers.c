@@ -501,15 +501,15 @@ static void ack_one(broker *b, report *r, const redisReply *res)
         conn_send_error(r->c, true, r->rid, ERR_NOT_FOUND, "no task %s (or it expired)", r->id);
         return;
     }
-    /* Stored: 1, or {attempt} when someone waits for it. */
-    bool stored = res->type == REDIS_REPLY_ARRAY || res->integer == 1;
+    /* Stored: 1, or the attempt (a string) when someone waits for it, or
+     * the view of a task kept for no time. */
+    bool stored = res->type != REDIS_REPLY_INTEGER || res->integer == 1;
     if (stored) {
         b->counters.acked++;
-        if (res->type == REDIS_REPLY_ARRAY && res->elements == 1 &&
-            res->element[0]->type == REDIS_REPLY_STRING) {
+        if (res->type == REDIS_REPLY_STRING) {
             proto_slice result = { (const uint8_t *)r->fields.argv[0], (uint32_t)r->fields.lens[0] };
-            tasks_on_succeeded(b, r->id, r->idlen, strtoull(res->element[0]->str, NULL, 10),
-                               r->sent_at, result);
+            tasks_on_succeeded(b, r->id, r->idlen, strtoull(res->str, NULL, 10), r->sent_at,
+                               result);
         } else if (res->type == REDIS_REPLY_ARRAY) {
             tasks_on_done_view(b, r->id, r->idlen, res); /* deleted already: the whole view */
         } else {

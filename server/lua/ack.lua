@@ -3,10 +3,10 @@
 -- from any worker (one that reconnected after its lease ran out included).
 -- ARGV: prefix, now, node (this broker's id), n, then per result: id, result.
 -- Returns per result 1 (stored), 0 (dropped: the task is final) or -1 (no
--- such task); for a stored task someone waits for, instead {attempt} (as
--- a string): with the time and the result, which the broker has, that is
--- all a RESULT push needs, so it answers without reading the task (and
--- reads it for a GET waiter). A task kept for no time (result_ttl 0) is
+-- such task); for a stored task someone waits for, instead its attempt
+-- (a string, not an integer): with the time and the result, which the
+-- broker has, that is all a RESULT push needs, so it answers without
+-- reading the task (and reads it for a GET waiter). A task kept for no time (result_ttl 0) is
 -- deleted here (unless someone waits for it through another broker: then
 -- it stays WAITED ms for them, common.lua), so for it the whole view comes
 -- back instead (the fields of watch.lua).
@@ -48,7 +48,7 @@ for i = 0, n - 1 do
       -- This broker answers its own waiters from the reply: the message is
       -- for the others.
       if v[3] ~= node then done[#done + 1] = id end
-      out[i + 1] = { v[5] }
+      out[i + 1] = v[5] or '0'
       if v[4] == '0' then
         out[i + 1] = read_view(k)
       end
