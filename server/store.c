@@ -421,6 +421,7 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
         /* One confirmation per channel; the last one ends the setup. */
         if (reply->element[2]->type == REDIS_REPLY_INTEGER && reply->element[2]->integer == 3) {
             l->subscribed = true;
+            l->backoff_ms = 0;
             if (s->up && s->ev.resync)
                 s->ev.resync(s->ev.arg);
         }
@@ -467,8 +468,9 @@ static void on_connect(const redisAsyncContext *cac, int status)
     l->refused = false;
     l->subscribed = false;
     l->failures = 0;
-    if (l->sub)
-        l->backoff_ms = 0; /* the command link's once the broker can serve */
+    /* The backoff starts again only once the link works: the command
+     * link's once the broker can serve, the subscriber's once SUBSCRIBE is
+     * confirmed (a refused SUBSCRIBE, NOPERM say, closes the connection). */
     if (s->pass[0]) {
         const char *argv[3] = { "AUTH", s->user[0] ? s->user : s->pass, s->pass };
         size_t lens[3] = { 4, strlen(argv[1]), strlen(s->pass) };

@@ -366,6 +366,40 @@ def _unavailable(c):
         return True
 
 
+class ResyncTest(BrokerTest):
+    def test_waiters_are_answered_when_the_subscription_is_back(self):
+        # b1 reaches Redis as a user whose channel access can be taken away:
+        # while it cannot subscribe, the P:done message of an ack through b2
+        # never reaches it; once it can, it reads the tasks it waits for.
+        r = self.start_redis()
+        r.command("ACL", "SETUSER", "tb", "on", ">pw", "~*", "&*", "+@all")
+        b1 = self.start_broker(redis_url=f"redis://tb:pw@127.0.0.1:{r.port}/0")
+        b2 = self.start_broker(redis_url=r.url())
+        c = self.track(b1.client())
+        w = self.track(b2.worker(queues=["rs"], credits=1))
+        tid = c.request("SUBMIT", queue="rs", name="t", push_result=True)["id"]
+        get = c.send("GET", id=tid, wait=60000)
+        c.sync()
+        self.assertEqual(w.task(timeout=5)["id"], tid)
+        r.command("ACL", "SETUSER", "tb", "resetchannels")  # closes its subscriber
+        # It tries again with a growing pause (0.1, 0.2, 0.4, 0.8 s...), not
+        # ten times a second: four refusals take at least 1.4 s.
+        def refusals():
+            return b1.log_text().count("NOPERM")
+        wait_for(lambda: refusals() >= 1, 10, "b1's subscribing to be refused")
+        first = time.monotonic()
+        wait_for(lambda: refusals() >= 4, 20, "three more refusals")
+        self.assertGreaterEqual(time.monotonic() - first, 1.0)
+        self.assertEqual(w.ack(tid, b"while away"), "stored")
+        c.sync()
+        self.assertFalse(c.has_reply(get))
+        r.command("ACL", "SETUSER", "tb", "allchannels")
+        g = c.reply(get, timeout=20)
+        self.assertEqual((g["state"], g["result"]), ("succeeded", b"while away"))
+        res = c.push("RESULT", timeout=5)
+        self.assertEqual((res["id"], res["result"]), (tid, b"while away"))
+
+
 class TwoBrokersTest(BrokerTest):
     def setUp(self):
         self.r = self.start_redis()
