@@ -6,10 +6,10 @@
 -- such task); for a stored task someone waits for, instead its attempt
 -- (a string, not an integer): with the time and the result, which the
 -- broker has, that is all a RESULT push needs, so it answers without
--- reading the task (and reads it for a GET waiter). A task kept for no time (result_ttl 0) is
--- deleted here (unless someone waits for it through another broker: then
--- it stays WAITED ms for them, common.lua), so for it the whole view comes
--- back instead (the fields of watch.lua).
+-- reading the task (and reads it for a GET waiter). A task kept for no
+-- time (result_ttl 0) is deleted here (unless someone waits for it through
+-- another broker: then it stays WAITED ms for them, common.lua), so for it
+-- the whole view comes back instead (the fields of watch.lua).
 -- Hot path: per task one HMGET and one HSET; the running set, the lists of
 -- tasks to expire, the counters and the P:done message go once per call.
 local now = tonumber(ARGV[2])

@@ -74,8 +74,10 @@ end
 
 -- A task kept for no time (ttl '0') that someone waits for through
 -- another broker, or that finishes by a CANCEL, is kept this long instead
--- (ms, as a ttl string), so the brokers of its waiters can read it.
-local WAITED = '10000'
+-- (ms, as a ttl string), so the brokers of its waiters can read it: long
+-- enough for one that lost its Redis connection for a while to reconnect
+-- and read the tasks it waits for.
+local WAITED = '60000'
 
 -- expire_later: adds ids to a second's list.
 local function expire_later(second, ids)

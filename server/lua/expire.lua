@@ -17,6 +17,7 @@ for _, second in ipairs(due) do
   for _, id in ipairs(ids) do
     local k = tkey(id)
     local s, f, ttl = unpack(redis.call('HMGET', k, 's', 'f', 'ttl'))
+    if ttl == '0' then ttl = WAITED end -- listed only when someone waited
     if s and s ~= 'dead' and FINAL[s] and f and ttl and tonumber(f) + tonumber(ttl) <= now then
       redis.call('DEL', k)
       deleted = deleted + 1
