@@ -627,6 +627,13 @@ void tasks_submit(broker *b, conn *c, const proto_msg *m)
     broker_want_flush(b);
 }
 
+/* code_at: the submit script's code for task i of a request: an array of
+ * codes, or for a request of one task the code alone. */
+static long long code_at(const redisReply *codes, uint32_t i)
+{
+    return codes->type == REDIS_REPLY_INTEGER ? codes->integer : codes->element[i]->integer;
+}
+
 /* reply_submit: the OK of one request; arms its result waiters. */
 static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
 {
@@ -635,7 +642,7 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
     broker_ok_init(&out, r->rid);
     uint32_t ndup = 0;
     for (uint32_t i = 0; i < r->ntasks; i++)
-        ndup += codes->element[i]->integer >= 1;
+        ndup += code_at(codes, i) >= 1;
     b->counters.submitted += r->ntasks - ndup;
     b->counters.duplicates += ndup;
     proto_slice *ids = NULL;
@@ -647,7 +654,7 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
         for (uint32_t i = 0; i < r->ntasks; i++) {
             int at = 1 + (int)i * SUBMIT_FIELDS;
             ids[i] = (proto_slice){ (const uint8_t *)r->args.argv[at], (uint32_t)r->args.lens[at] };
-            if (codes->element[i]->integer >= 1)
+            if (code_at(codes, i) >= 1)
                 dups[ndup++] = i;
         }
         out.present |= MF_IDS | MF_DUPLICATES;
@@ -657,7 +664,7 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
         out.task.present |= TF_ID;
         out.task.id = (proto_slice){ (const uint8_t *)r->args.argv[1], (uint32_t)r->args.lens[1] };
         out.present |= MF_DUPLICATE;
-        out.duplicate = codes->element[0]->integer >= 1;
+        out.duplicate = code_at(codes, 0) >= 1;
     }
     conn_send(r->c, &out);
     mem_free(ids);
@@ -668,7 +675,7 @@ static void reply_submit(broker *b, submit_req *r, const redisReply *codes)
             w->armed = true;
             /* Finished before our reply, or a duplicate of a final task
              * (code 2, which no one will publish again): answer it now. */
-            if (w->fired || codes->element[i]->integer == 2)
+            if (w->fired || code_at(codes, i) == 2)
                 tasks_on_done(b, w->id, w->idlen);
         }
         mem_free(r->waiters);
@@ -719,7 +726,8 @@ static void submit_done(void *arg, redisReply *reply)
             }
             conn_send_error(r->c, true, r->rid, ERR_QUEUE_FULL, "queue '%s' is full%s", res->str + 11,
                             r->wait_until ? " and had no room within the wait" : "");
-        } else if (res->type == REDIS_REPLY_ARRAY && res->elements == r->ntasks) {
+        } else if ((res->type == REDIS_REPLY_ARRAY && res->elements == r->ntasks) ||
+                   (res->type == REDIS_REPLY_INTEGER && r->ntasks == 1)) {
             reply_submit(b, r, res);
         } else {
             conn_send_error(r->c, true, r->rid, ERR_INTERNAL, "storage error");

@@ -7,8 +7,10 @@
 -- max_length (0 = unlimited), fresh (1 = the broker just made the id, so it
 -- cannot exist yet: no duplicate check).
 -- Returns per group: an array of 0 (stored), 1 (duplicate: the id exists)
--- or 2 (duplicate, and already final) per task, or the string "QUEUE_FULL <queue>" when storing it would take
--- a queue past its max_length.
+-- or 2 (duplicate, and already final) per task (for a group of one task
+-- that number alone: no table per single submission), or the string
+-- "QUEUE_FULL <queue>" when storing it would take a queue past its
+-- max_length.
 -- Hot path: one HSET per task. The ready lists and the counters are
 -- written once per queue at the end of the call, so the room check counts
 -- what this call added before (added).
@@ -97,7 +99,7 @@ for g = 1, ngroups do
         res[i + 1] = 0
       end
     end
-    out[g] = res
+    out[g] = n == 1 and res[1] or res
   end
   at = at + n * F
 end
