@@ -24,21 +24,33 @@ local added = {}  -- queue -> tasks this call added (ready and scheduled)
 local readyq = {} -- queue -> priority -> ids to make ready, in order
 local nsch = {}   -- queue -> tasks scheduled
 local held = {}   -- queue -> tasks it held before this call (read once)
+-- The fields of one task hash, filled in per task: one table for the
+-- call, not one per task (most requests submit one task, and tables cost).
+-- Numbers stay the strings the broker formatted ('0', digits, a sign): Lua
+-- converts numbers to and from strings slowly. Slots 21-24 hold w and ra
+-- when set.
+local f = { 'q', '', 'n', '', 'p', '', 'pr', '', 'a', '0', 'mr', '', 'to', '', 'ttl', '',
+            'c', ARGV[2], 's', '', 'w', '', 'ra', '' }
 for g = 1, ngroups do
   local n = tonumber(ARGV[at])
   at = at + 1
-  -- Pass one: duplicates and room, before anything is written.
-  local dup, adding, full = {}, {}, nil
-  local seen = {}
+  -- Pass one: duplicates and room, before anything is written. The tables
+  -- are made only when needed.
+  local dup, seen, adding, full = nil, nil, nil, nil
   for i = 0, n - 1 do
     local b = at + i * F
     local id, q, maxlen = ARGV[b], ARGV[b + 1], ARGV[b + 10]
-    if seen[id] or (ARGV[b + 11] ~= '1' and redis.call('EXISTS', tkey(id)) == 1) then
+    if (seen and seen[id]) or (ARGV[b + 11] ~= '1' and redis.call('EXISTS', tkey(id)) == 1) then
+      dup = dup or {}
       dup[i] = true
     else
-      seen[id] = true
-      adding[q] = (adding[q] or 0) + 1
+      if n > 1 then
+        seen = seen or {}
+        seen[id] = true
+      end
       if maxlen ~= '0' then
+        adding = adding or {}
+        adding[q] = (adding[q] or 0) + 1
         local len = held[q]
         if not len then
           local m = redis.call('HMGET', qkey(q, 'm'), 'nsch', 'nrt')
@@ -52,35 +64,34 @@ for g = 1, ngroups do
   if full then
     out[g] = 'QUEUE_FULL ' .. full
   else
-    local res = {}
+    local res = n > 1 and {} or nil
+    local code
     for i = 0, n - 1 do
       local b = at + i * F
-      if dup[i] then
-        res[i + 1] = 1
+      if dup and dup[i] then
+        code = 1
         local s = redis.call('HGET', tkey(ARGV[b]), 's')
         if s and FINAL[s] then
-          res[i + 1] = 2
+          code = 2
         elseif ARGV[b + 9] == '1' then
           add_waiter(tkey(ARGV[b]), ARGV[3])
         end
       else
-        -- Numbers stay the strings the broker formatted ('0', digits, a
-        -- sign): Lua converts numbers to and from strings slowly.
         local id, q, due, prio = ARGV[b], ARGV[b + 1], ARGV[b + 5], ARGV[b + 4]
-        local k = tkey(id)
         local later = due ~= '0' and tonumber(due) > now
-        -- All the fields at once (one table of its final size); the last
-        -- four are w and ra, left out or moved down when not set.
-        local f = { 'q', q, 'n', ARGV[b + 2], 'p', ARGV[b + 3], 'pr', prio, 'a', '0',
-                    'mr', ARGV[b + 6], 'to', ARGV[b + 7], 'ttl', ARGV[b + 8], 'c', ARGV[2],
-                    's', later and 'scheduled' or 'queued', 'w', ARGV[3], 'ra', due }
+        f[2], f[4], f[6], f[8] = q, ARGV[b + 2], ARGV[b + 3], prio
+        f[12], f[14], f[16] = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
+        f[20] = later and 'scheduled' or 'queued'
         local nf = 20
-        if ARGV[b + 9] == '1' then nf = 22 end
+        if ARGV[b + 9] == '1' then
+          f[21], f[22] = 'w', ARGV[3]
+          nf = 22
+        end
         if later then
           f[nf + 1], f[nf + 2] = 'ra', due
           nf = nf + 2
         end
-        redis.call('HSET', k, unpack(f, 1, nf))
+        redis.call('HSET', tkey(id), unpack(f, 1, nf))
         if later then
           redis.call('ZADD', SCHED, due, id)
           nsch[q] = (nsch[q] or 0) + 1
@@ -96,10 +107,11 @@ for g = 1, ngroups do
           redis.call('SADD', QUEUES, q)
           known[q] = true
         end
-        res[i + 1] = 0
+        code = 0
       end
+      if res then res[i + 1] = code end
     end
-    out[g] = n == 1 and res[1] or res
+    out[g] = res or code
   end
   at = at + n * F
 end
