@@ -321,6 +321,15 @@ static void check_setup(redisAsyncContext *ac, void *r, void *priv)
 
 static void check_layout(redisAsyncContext *ac, void *r, void *priv);
 
+/* resync_if_ready: once the broker serves and the subscription is
+ * confirmed again (whichever comes last), tells it that messages of the
+ * meantime may be missing. */
+static void resync_if_ready(store *s)
+{
+    if (s->up && s->sub.subscribed && s->ev.resync)
+        s->ev.resync(s->ev.arg);
+}
+
 /* send_layout: the layout script, by its source (no SHA needed). */
 static void send_layout(link *l)
 {
@@ -378,8 +387,7 @@ static void check_layout(redisAsyncContext *ac, void *r, void *priv)
             return; /* its SCRIPT LOAD failed and was logged */
     l->backoff_ms = 0;
     set_up(s, true);
-    if (s->sub.subscribed && s->ev.resync)
-        s->ev.resync(s->ev.arg);
+    resync_if_ready(s);
 }
 
 static void script_loaded(redisAsyncContext *ac, void *r, void *priv)
@@ -422,8 +430,7 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
         if (reply->element[2]->type == REDIS_REPLY_INTEGER && reply->element[2]->integer == 3) {
             l->subscribed = true;
             l->backoff_ms = 0;
-            if (s->up && s->ev.resync)
-                s->ev.resync(s->ev.arg);
+            resync_if_ready(s);
         }
         return;
     }

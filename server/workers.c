@@ -511,7 +511,7 @@ static void ack_one(broker *b, report *r, const redisReply *res)
             tasks_on_succeeded(b, r->id, r->idlen, strtoull(res->str, NULL, 10), r->sent_at,
                                result);
         } else if (res->type == REDIS_REPLY_ARRAY) {
-            tasks_on_done_view(b, r->id, r->idlen, res); /* deleted already: the whole view */
+            tasks_on_done_view(b, r->id, r->idlen, res); /* kept for no time: the whole view */
         } else {
             tasks_on_done(b, r->id, r->idlen);
         }

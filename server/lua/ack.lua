@@ -54,8 +54,7 @@ for i = 0, n - 1 do
       end
     end
     -- ttl is kept as the broker formatted it: '0' or digits.
-    local ttl = v[4]
-    if ttl == '0' and v[3] and v[3] ~= node then ttl = WAITED end
+    local ttl = kept_ttl(v[4], v[3], node)
     if ttl ~= '0' then
       local sec = second[ttl]
       if not sec then

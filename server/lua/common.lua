@@ -79,6 +79,14 @@ end
 -- and read the tasks it waits for.
 local WAITED = '60000'
 
+-- kept_ttl: how long a task that just finished stays, as a ttl string: its
+-- own ttl, or WAITED when that is '0' and w names waiters that must read it
+-- (any broker but node; node nil: every broker, this one too).
+local function kept_ttl(ttl, w, node)
+  if ttl == '0' and w and w ~= node then return WAITED end
+  return ttl
+end
+
 -- expire_later: adds ids to a second's list.
 local function expire_later(second, ids)
   call_chunked('RPUSH', EXPIRING .. ':' .. second, ids)
@@ -120,7 +128,7 @@ local function finish(id, q, state, now, counter)
     redis.call('ZADD', qkey(q, 'dead'), now, id)
     return
   end
-  if ttl == '0' and w then ttl = WAITED end
+  ttl = kept_ttl(ttl, w, nil)
   if ttl ~= '0' then expire_later(expire_bucket(now, ttl), { id }) else redis.call('DEL', k) end
 end
 
